@@ -1,0 +1,55 @@
+"""Fold-in: a user vector from a set of items, with the item factors held fixed.
+
+This is the one implementation used by the trainer's evaluation and by the server for live
+sessions, so offline metrics measure exactly what the server serves. It solves the same
+normal equations as implicit's ALS user step (Hu, Koren & Volinsky 2008), in implicit's
+convention where the confidence of an observed item is `alpha * weight`:
+
+    (YᵀY + λI + Σᵢ (cᵢ - 1) yᵢyᵢᵀ) x = Σᵢ cᵢ yᵢ
+
+YᵀY (the Gram matrix) is precomputed once per model, so one fold-in costs O(n·k² + k³)
+for n session items and k factors: ~50 µs at k = 64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gram_matrix(item_factors: np.ndarray) -> np.ndarray:
+    """YᵀY in float64: computed once per model and stored in the artifact."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    return y.T @ y
+
+
+def fold_in(
+    item_factors: np.ndarray,
+    gram: np.ndarray,
+    item_indices: np.ndarray,
+    weights: np.ndarray,
+    *,
+    regularization: float,
+    alpha: float,
+) -> np.ndarray:
+    """Return the float32 user vector that ALS would give a user with these items and weights.
+
+    `weights` are the raw confidence weights (before alpha), one per index; duplicate indices
+    are summed, as implicit sums duplicate entries of a sparse row. Non-positive weights are
+    ignored. An empty set gives the zero vector.
+    """
+    idx = np.asarray(item_indices, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    k = gram.shape[0]
+    if idx.size:
+        idx, inverse = np.unique(idx, return_inverse=True)
+        w = np.bincount(inverse, weights=w, minlength=idx.size)
+        keep = w > 0
+        idx, w = idx[keep], w[keep]
+    if idx.size == 0:
+        return np.zeros(k, dtype=np.float32)
+    y = np.asarray(item_factors[idx], dtype=np.float64)
+    c = alpha * w
+    a = gram + regularization * np.eye(k)
+    a += (y.T * (c - 1.0)) @ y
+    b = c @ y
+    return np.linalg.solve(a, b).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Online server: aiohttp app, live session signals in Redis, the recommendation blend."""

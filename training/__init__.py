@@ -1,0 +1,1 @@
+"""Offline trainer: event logs → interactions → ALS → evaluation → FAISS → published model."""

@@ -7,12 +7,12 @@ this module is the single definition of field names, types and allowed values.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     VIEW = "view"
     ADD_TO_CART = "add_to_cart"
     REMOVE_FROM_CART = "remove_from_cart"
@@ -22,7 +22,7 @@ class EventType(str, Enum):
     CATEGORY_VIEW = "category_view"
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     WEB = "web"
     APP = "app"
     STORE = "store"

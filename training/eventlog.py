@@ -30,6 +30,7 @@ class EventLog:
     item_category: list[str | None]  # per item code (last seen, or from a catalog)
     item_price: np.ndarray  # float32 per item code, NaN when unknown
     item_in_stock: np.ndarray  # bool per item code (True when no catalog says otherwise)
+    item_consumable: np.ndarray | None = None  # bool per item code, when a catalog says so
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
@@ -65,4 +66,5 @@ class EventLog:
             item_category=self.item_category,
             item_price=self.item_price,
             item_in_stock=self.item_in_stock,
+            item_consumable=self.item_consumable,
         )

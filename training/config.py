@@ -1,0 +1,43 @@
+"""The trainer's parameters: one typed structure with measured defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from models.events import DEFAULT_EVENT_WEIGHTS
+
+
+@dataclass
+class TrainConfig:
+    # ALS. Defaults from a grid on ml-latest-small and the synthetic store (benchmarks/README.md):
+    # 64 factors with light regularization led both; alpha barely mattered in 1..5.
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 2.0
+    iterations: int = 15
+    random_state: int = 0
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    half_life_days: float | None = None  # time decay of event weights; None = no decay
+    # Index: exact search up to this many items, IVF above (exact 1M ≈ 10 ms per query).
+    exact_index_max_items: int = 50_000
+    index_target_recall: float = 0.95
+    # Items re-bought by at least this share of their buyers count as consumables when no
+    # catalog says so (a past purchase then doesn't exclude them from recommendations).
+    consumable_repeat_share: float = 0.2
+    # Evaluation (strong generalization): held-out users, fold-in share, seeds.
+    evaluate: bool = True
+    eval_holdout_users: int = 200
+    eval_min_positives: int = 5
+    eval_fold_in: float = 0.8
+    eval_seeds: int = 5
+    eval_max_users: int = 2_000  # cap per seed on large logs (a sample is enough for the means)
+    # Publishing.
+    store: Path = Path("models/store")
+    keep_versions: int = 5
+
+    def params(self) -> dict:
+        """What the manifest records (and the server reads back)."""
+        out = asdict(self)
+        out.pop("store")
+        return out

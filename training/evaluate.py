@@ -1,0 +1,146 @@
+"""Honest offline evaluation: every number comes with the popularity baseline on the same split.
+
+Strong generalization (the serving situation for a new or anonymous shopper): held-out users
+are absent from training; 80% of each one's positives are folded in with the same
+`models.foldin.fold_in` the server uses, and the other 20% are the targets. Temporal: train on
+the past, predict each user's purchases after a cutoff from their trained vector.
+Recall@k is normalised by min(k, |targets|) so that a perfect ranking scores 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.events import EventType
+from models.foldin import fold_in, gram_matrix
+from training.config import TrainConfig
+from training.eventlog import TYPE_CODE, EventLog
+from training.interactions import confidence_matrix
+from training.popularity import item_popularity
+
+TOP = 100
+_PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
+Fit = Callable[[sp.csr_matrix, TrainConfig], tuple[np.ndarray, np.ndarray]]
+
+
+def ranking_metrics(top: np.ndarray, targets: list[np.ndarray], n_items: int) -> dict[str, float]:
+    """Recall@20/50 (normalised), NDCG@100 and coverage@20 of ranked lists `top` (users × ≥100)."""
+    r20, r50, ndcg = [], [], []
+    discount = 1.0 / np.log2(np.arange(2, TOP + 2))
+    for row, tgt in zip(top, targets, strict=True):
+        hit = np.isin(row[:TOP], tgt)
+        r20.append(hit[:20].sum() / min(20, len(tgt)))
+        r50.append(hit[:50].sum() / min(50, len(tgt)))
+        ideal = discount[: min(len(tgt), TOP)].sum()
+        ndcg.append((hit * discount[: hit.size]).sum() / ideal)
+    coverage = np.unique(top[:, :20]).size / n_items
+    return {"recall@20": float(np.mean(r20)), "recall@50": float(np.mean(r50)),
+            "ndcg@100": float(np.mean(ndcg)), "coverage@20": float(coverage)}
+
+
+def _top_items(scores: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:
+    for row, items in zip(scores, exclude, strict=True):
+        row[items] = -np.inf
+    k = min(TOP, scores.shape[1] - 1)
+    part = np.argpartition(-scores, k, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _popularity_top(popularity: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:
+    """The most popular items each user hasn't interacted with (ranks only the head)."""
+    head = np.argsort(-popularity, kind="stable")[: TOP + max(len(e) for e in exclude)]
+    return np.stack([head[~np.isin(head, e)][:TOP] for e in exclude])
+
+
+def _score_in_chunks(queries: np.ndarray, items: np.ndarray, exclude, chunk: int = 256) -> np.ndarray:
+    out = []
+    for s in range(0, queries.shape[0], chunk):
+        scores = queries[s:s + chunk] @ items.T
+        out.append(_top_items(scores, exclude[s:s + chunk]))
+    return np.concatenate(out) if out else np.zeros((0, TOP), dtype=np.int64)
+
+
+def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, seed: int) -> dict:
+    """One seed: returns {"model": metrics, "popularity": metrics, "users": n}."""
+    rng = np.random.default_rng(seed)
+    counts = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(counts >= config.eval_min_positives)
+    n_held = min(config.eval_holdout_users, config.eval_max_users, eligible.size // 5)
+    if n_held < 1:
+        raise ValueError("too few users with enough positives to evaluate")
+    held = rng.choice(eligible, size=n_held, replace=False)
+    train_rows = np.setdiff1d(np.arange(matrix.shape[0]), held)
+    train = matrix[train_rows]
+    _, item_factors = fit(train, config)
+    gram = gram_matrix(item_factors)
+    popularity = item_popularity(train)
+    queries, folded, targets = [], [], []
+    for u in held:
+        start, end = matrix.indptr[u], matrix.indptr[u + 1]
+        order = rng.permutation(end - start)
+        n_in = int(round(config.eval_fold_in * order.size))
+        fin, tgt = order[:n_in], order[n_in:]
+        items, weights = matrix.indices[start:end], matrix.data[start:end]
+        queries.append(fold_in(item_factors, gram, items[fin], weights[fin],
+                               regularization=config.regularization, alpha=config.alpha))
+        folded.append(items[fin])
+        targets.append(items[tgt])
+    never_seen = popularity == 0  # items with no training signal can't be recommended
+    exclude = [np.concatenate([f, np.flatnonzero(never_seen)]) for f in folded]
+    model_top = _score_in_chunks(np.stack(queries), item_factors, exclude)
+    pop_top = _popularity_top(popularity, folded)
+    n_items = matrix.shape[1]
+    return {"model": ranking_metrics(model_top, targets, n_items),
+            "popularity": ranking_metrics(pop_top, targets, n_items),
+            "users": int(n_held)}
+
+
+def temporal(log: EventLog, config: TrainConfig, fit: Fit, cutoff_quantile: float = 0.9) -> dict | None:
+    """Train on events before the cutoff; targets are each user's new purchases after it."""
+    cutoff = int(np.quantile(log.ts, cutoff_quantile))
+    past = log.select(log.ts < cutoff)
+    future = log.select((log.ts >= cutoff) & (log.type == _PURCHASE) & (log.item >= 0))
+    train = confidence_matrix(past, config.event_weights, half_life_days=config.half_life_days)
+    user_factors, item_factors = fit(train, config)
+    popularity = item_popularity(train)
+    users, targets, seen = [], [], []
+    fut = sp.csr_matrix((np.ones(len(future), np.float32), (future.user, future.item)),
+                        shape=train.shape)
+    fut.sum_duplicates()
+    for u in np.flatnonzero(np.diff(fut.indptr)):
+        known = train.indices[train.indptr[u]:train.indptr[u + 1]]
+        new = np.setdiff1d(fut.indices[fut.indptr[u]:fut.indptr[u + 1]], known)
+        if known.size and new.size:
+            users.append(u)
+            targets.append(new)
+            seen.append(known)
+    if not users:
+        return None
+    rng = np.random.default_rng(0)
+    if len(users) > config.eval_max_users:
+        pick = np.sort(rng.choice(len(users), config.eval_max_users, replace=False))
+        users = [users[i] for i in pick]
+        targets = [targets[i] for i in pick]
+        seen = [seen[i] for i in pick]
+    model_top = _score_in_chunks(user_factors[users], item_factors, seen)
+    pop_top = _popularity_top(popularity, seen)
+    n_items = train.shape[1]
+    return {"model": ranking_metrics(model_top, targets, n_items),
+            "popularity": ranking_metrics(pop_top, targets, n_items),
+            "users": len(users), "cutoff_ms": cutoff}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and standard deviation of each metric across seeds, plus the model/popularity ratio."""
+    out: dict = {"seeds": len(runs), "users_per_seed": runs[0]["users"]}
+    for who in ("model", "popularity"):
+        out[who] = {m: {"mean": float(np.mean([r[who][m] for r in runs])),
+                        "std": float(np.std([r[who][m] for r in runs]))}
+                    for m in runs[0][who]}
+    pop = out["popularity"]["recall@20"]["mean"]
+    out["lift_recall@20"] = out["model"]["recall@20"]["mean"] / pop if pop else None
+    return out

@@ -1,0 +1,125 @@
+"""The training run: interactions → evaluate → fit → index → publish, each stage timed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from models import artifact
+from models.events import EventType
+from models.foldin import gram_matrix
+from training.als import fit_als
+from training.config import TrainConfig
+from training.evaluate import strong_generalization, summarize, temporal
+from training.eventlog import TYPE_CODE, EventLog
+from training.index import build_index
+from training.interactions import confidence_matrix
+from training.popularity import item_popularity
+from training.segments import rfm_segments
+
+_PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: Path
+    manifest: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def consumable_items(log: EventLog, matrix_shape: tuple[int, int], share: float) -> np.ndarray:
+    """Items whose buyers re-buy them: at least `share` of buyers bought twice or more."""
+    if log.item_consumable is not None:
+        return log.item_consumable
+    buys = log.select((log.type == _PURCHASE) & (log.item >= 0))
+    counts = sp.csr_matrix((np.ones(len(buys), np.float32), (buys.user, buys.item)), shape=matrix_shape)
+    counts.sum_duplicates()
+    counts = counts.tocsc()
+    buyers = np.diff(counts.indptr)
+    repeaters = np.asarray((counts >= 2).sum(axis=0)).ravel()
+    return (buyers >= 3) & (repeaters >= share * np.maximum(buyers, 1))
+
+
+def train(
+    log: EventLog,
+    config: TrainConfig,
+    *,
+    timings: dict[str, float] | None = None,
+    source: dict | None = None,
+) -> TrainResult:
+    """Train on `log` and publish a new version into `config.store`. `timings` carries stages
+    already run by the caller (e.g. load); `source` describes the input for the manifest."""
+    timer = Timer()
+    timer.seconds.update(timings or {})
+    with timer.stage("interactions"):
+        matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
+    metrics: dict = {}
+    if config.evaluate:
+        with timer.stage("evaluate"):
+            runs = [strong_generalization(matrix, config, fit_als, seed)
+                    for seed in range(config.eval_seeds)]
+            metrics["strong_generalization"] = summarize(runs)
+            temporal_run = temporal(log, config, fit_als)
+            if temporal_run is not None:
+                metrics["temporal"] = summarize([temporal_run])
+    with timer.stage("fit"):
+        user_factors, item_factors = fit_als(matrix, config)
+    with timer.stage("index"):
+        index, index_info = build_index(
+            item_factors, user_factors, exact_max_items=config.exact_index_max_items,
+            target_recall=config.index_target_recall, seed=config.random_state)
+    with timer.stage("segments"):
+        popularity = item_popularity(matrix)
+        gram = gram_matrix(item_factors)
+        consumable = consumable_items(log, matrix.shape, config.consumable_repeat_share)
+        segments = rfm_segments(log)
+
+    fingerprint = log.fingerprint()
+    version = artifact.new_version(fingerprint)
+    manifest = {
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_fingerprint": fingerprint,
+        "source": source or {},
+        "params": config.params(),
+        "metrics": metrics,
+        "counts": {"events": len(log), "users": log.n_users, "items": log.n_items,
+                   "interactions": int(matrix.nnz), "consumables": int(consumable.sum())},
+        "index": index_info.as_dict(),
+    }
+
+    def write(directory: Path) -> None:
+        manifest["timings_s"] = {k: round(v, 3) for k, v in timer.seconds.items()}
+        artifact.write_artifact(
+            directory, manifest=manifest,
+            items=artifact.ItemMeta(ids=log.item_ids, category=log.item_category,
+                                    price=log.item_price, in_stock=log.item_in_stock,
+                                    consumable=consumable),
+            item_factors=item_factors, user_ids=log.user_ids, user_factors=user_factors,
+            popularity=popularity, gram=gram, index=index, segments=segments)
+
+    with timer.stage("publish"):
+        path = artifact.publish(Path(config.store), version, write, keep=config.keep_versions)
+    manifest["timings_s"] = {k: round(v, 3) for k, v in timer.seconds.items()}
+    return TrainResult(version=version, path=path, manifest=manifest, timings=timer.seconds)

@@ -1,0 +1,93 @@
+import threading
+
+import faiss
+import numpy as np
+import pytest
+
+from models import artifact
+from models.foldin import gram_matrix
+
+
+def _write(version: str, n_items: int = 50, k: int = 4):
+    rng = np.random.default_rng(len(version))
+    y = rng.normal(size=(n_items, k)).astype(np.float32)
+    index = faiss.IndexFlatIP(k)
+    index.add(y)
+
+    def write(directory):
+        artifact.write_artifact(
+            directory,
+            manifest={"version": version, "params": {"event_weights": {"view": 1.0}}},
+            items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n_items)], category=["c"] * n_items,
+                                    price=np.ones(n_items), in_stock=np.ones(n_items, bool),
+                                    consumable=np.zeros(n_items, bool)),
+            item_factors=y, user_ids=["u0"], user_factors=np.zeros((1, k), np.float32),
+            popularity=np.arange(n_items, dtype=np.float32), gram=gram_matrix(y), index=index)
+    return write
+
+
+def _version(i: int) -> str:
+    return f"20260101T0000{i:02d}Z-{i:08x}"
+
+
+def test_publish_load_roundtrip(tmp_path):
+    artifact.publish(tmp_path, _version(1), _write(_version(1)))
+    model = artifact.load_current(tmp_path)
+    assert model.version == _version(1)
+    assert model.item_index["i7"] == 7 and model.index.ntotal == 50
+    assert isinstance(model.item_factors, np.memmap)
+
+
+def test_reader_never_sees_a_half_written_version(tmp_path):
+    artifact.publish(tmp_path, _version(0), _write(_version(0)), keep=100)
+    errors, loads, done = [], [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                loads.append(artifact.load_current(tmp_path).version)
+            except Exception as exc:  # any failure to load a published version is the bug
+                errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for i in range(1, 15):
+        artifact.publish(tmp_path, _version(i), _write(_version(i), n_items=2000), keep=100)
+    done.set()
+    thread.join()
+    assert not errors
+    assert len(loads) > 0 and set(loads) <= {_version(i) for i in range(15)}
+
+
+def test_failed_write_leaves_current_and_no_temp_dirs(tmp_path):
+    artifact.publish(tmp_path, _version(1), _write(_version(1)))
+
+    def broken(directory):
+        (directory / "item_factors.npy").write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        artifact.publish(tmp_path, _version(2), broken)
+    assert artifact.current_version(tmp_path) == _version(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["CURRENT", _version(1)])
+
+
+def test_prune_keeps_newest_and_current(tmp_path):
+    for i in range(1, 6):
+        artifact.publish(tmp_path, _version(i), _write(_version(i)), keep=10)
+    artifact.set_current(tmp_path, _version(1))
+    removed = artifact.prune(tmp_path, keep=2)
+    assert set(removed) == {_version(2), _version(3)}
+    assert [v["version"] for v in artifact.list_versions(tmp_path)] == [_version(5), _version(4), _version(1)]
+
+
+def test_corrupt_or_missing_files_raise_artifact_error(tmp_path):
+    path = artifact.publish(tmp_path, _version(1), _write(_version(1)))
+    (path / "index.faiss").write_bytes(b"not an index")
+    with pytest.raises(artifact.ArtifactError, match="cannot load"):
+        artifact.load(path)
+    (path / "gram.npy").unlink()
+    with pytest.raises(artifact.ArtifactError, match="missing gram.npy"):
+        artifact.load(path)
+    with pytest.raises(artifact.ArtifactError, match="no published model"):
+        artifact.load_current(tmp_path / "empty")

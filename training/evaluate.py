@@ -65,7 +65,8 @@ def _score_in_chunks(queries: np.ndarray, items: np.ndarray, exclude, chunk: int
 
 
 def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, seed: int) -> dict:
-    """One seed: returns {"model": metrics, "popularity": metrics, "users": n}."""
+    """One seed: returns {"model": metrics, "popularity": metrics, "users": n}, and under
+    "fit" the factors trained without the held-out users, with those users' rows ("held")."""
     rng = np.random.default_rng(seed)
     counts = np.diff(matrix.indptr)
     eligible = np.flatnonzero(counts >= config.eval_min_positives)
@@ -75,7 +76,7 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     held = rng.choice(eligible, size=n_held, replace=False)
     train_rows = np.setdiff1d(np.arange(matrix.shape[0]), held)
     train = matrix[train_rows]
-    _, item_factors = fit(train, config)
+    user_factors, item_factors = fit(train, config)
     gram = gram_matrix(item_factors)
     popularity = item_popularity(train)
     queries, folded, targets = [], [], []
@@ -96,7 +97,9 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     n_items = matrix.shape[1]
     return {"model": ranking_metrics(model_top, targets, n_items),
             "popularity": ranking_metrics(pop_top, targets, n_items),
-            "users": int(n_held)}
+            "users": int(n_held),
+            "fit": {"user_factors": user_factors, "item_factors": item_factors,
+                    "train_rows": train_rows, "held": held}}
 
 
 def temporal(log: EventLog, config: TrainConfig, fit: Fit, cutoff_quantile: float = 0.9) -> dict | None:
@@ -137,6 +140,8 @@ def temporal(log: EventLog, config: TrainConfig, fit: Fit, cutoff_quantile: floa
 def summarize(runs: list[dict]) -> dict:
     """Mean and standard deviation of each metric across seeds, plus the model/popularity ratio."""
     out: dict = {"seeds": len(runs), "users_per_seed": runs[0]["users"]}
+    if "cutoff_ms" in runs[0]:
+        out["cutoff_ms"] = runs[0]["cutoff_ms"]
     for who in ("model", "popularity"):
         out[who] = {m: {"mean": float(np.mean([r[who][m] for r in runs])),
                         "std": float(np.std([r[who][m] for r in runs]))}

@@ -69,7 +69,7 @@ def build_index(
     ivf.add(x)
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
-    q = q[rng.choice(q.shape[0], size=min(q.shape[0], 1000), replace=False)]
+    q = q[rng.choice(q.shape[0], size=min(q.shape[0], 500), replace=False)]
     k = min(RECALL_K, n)
     _, exact = flat.search(q, k)
     recall = 0.0

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from models import artifact
 from models.events import EventType
-from models.foldin import gram_matrix
+from models.foldin import fold_in, gram_matrix
 from training.als import fit_als
 from training.config import TrainConfig
 from training.evaluate import strong_generalization, summarize, temporal
@@ -61,6 +61,19 @@ def consumable_items(log: EventLog, matrix_shape: tuple[int, int], share: float)
     return (buyers >= 3) & (repeaters >= share * np.maximum(buyers, 1))
 
 
+def _complete_eval_fit(matrix: sp.csr_matrix, config: TrainConfig, fit: dict) -> tuple:
+    """The evaluation's factors for all users: held-out users folded in with all their items."""
+    item_factors = fit["item_factors"]
+    gram = gram_matrix(item_factors)
+    user_factors = np.zeros((matrix.shape[0], item_factors.shape[1]), dtype=np.float32)
+    user_factors[fit["train_rows"]] = fit["user_factors"]
+    for u in fit["held"]:
+        row = slice(matrix.indptr[u], matrix.indptr[u + 1])
+        user_factors[u] = fold_in(item_factors, gram, matrix.indices[row], matrix.data[row],
+                                  regularization=config.regularization, alpha=config.alpha)
+    return user_factors, item_factors
+
+
 def train(
     log: EventLog,
     config: TrainConfig,
@@ -75,16 +88,19 @@ def train(
     with timer.stage("interactions"):
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
     metrics: dict = {}
+    factors = None
     if config.evaluate:
         with timer.stage("evaluate"):
             runs = [strong_generalization(matrix, config, fit_als, seed)
                     for seed in range(config.eval_seeds)]
             metrics["strong_generalization"] = summarize(runs)
-            temporal_run = temporal(log, config, fit_als)
-            if temporal_run is not None:
+            if config.eval_temporal and (temporal_run := temporal(log, config, fit_als)):
                 metrics["temporal"] = summarize([temporal_run])
+        first = [run.pop("fit") for run in runs][0]
+        if first["held"].size <= config.reuse_eval_fit_max_share * matrix.shape[0]:
+            factors = _complete_eval_fit(matrix, config, first)
     with timer.stage("fit"):
-        user_factors, item_factors = fit_als(matrix, config)
+        user_factors, item_factors = factors or fit_als(matrix, config)
     with timer.stage("index"):
         index, index_info = build_index(
             item_factors, user_factors, exact_max_items=config.exact_index_max_items,
@@ -107,6 +123,7 @@ def train(
         "counts": {"events": len(log), "users": log.n_users, "items": log.n_items,
                    "interactions": int(matrix.nnz), "consumables": int(consumable.sum())},
         "index": index_info.as_dict(),
+        "published_model": "evaluated fit, held-out users folded in" if factors else "refit on all data",
     }
 
     def write(directory: Path) -> None:

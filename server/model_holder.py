@@ -1,0 +1,101 @@
+"""The model the server serves: a loaded artifact plus the lookups the hot path needs, and the
+watcher that swaps in a newly published version without a restart.
+
+A request takes a reference to one `ServingModel` at its start and uses only that, so a swap
+never changes the model under an in-flight request; the old one is freed when the last such
+request finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from models import artifact
+
+log = logging.getLogger("vitrine.model")
+
+
+@dataclass
+class ServingModel:
+    art: artifact.ModelArtifact
+    item_category: np.ndarray  # int32 category code per item, -1 when unknown
+    categories: list[str]
+    category_code: dict[str, int]
+    available: np.ndarray  # bool: in stock
+    consumable: np.ndarray  # bool
+    popular: np.ndarray  # item indices, most popular first
+    popular_in: dict[int, np.ndarray]  # category code -> item indices, most popular first
+    user_norm_mean: float
+    weights: dict[str, float]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def version(self) -> str:
+        return self.art.version
+
+    @classmethod
+    def from_artifact(cls, art: artifact.ModelArtifact) -> ServingModel:
+        categories = sorted({c for c in art.items.category if c is not None})
+        code = {c: i for i, c in enumerate(categories)}
+        item_category = np.array([code.get(c, -1) if c is not None else -1 for c in art.items.category],
+                                 dtype=np.int32)
+        popular = np.argsort(-art.popularity, kind="stable").astype(np.int64)
+        cat_of_popular = item_category[popular]
+        popular_in = {c: popular[cat_of_popular == c] for c in range(len(categories))}
+        index_info = art.manifest.get("index", {})
+        if index_info.get("nprobe"):
+            faiss.extract_index_ivf(art.index).nprobe = int(index_info["nprobe"])
+        norms = np.linalg.norm(art.user_factors[: 10_000], axis=1) if art.user_factors.shape[0] else [1.0]
+        return cls(
+            art=art, item_category=item_category, categories=categories, category_code=code,
+            available=art.items.in_stock, consumable=art.items.consumable, popular=popular,
+            popular_in=popular_in, user_norm_mean=float(np.mean(norms)) or 1.0,
+            weights=dict(art.event_weights))
+
+
+class ModelHolder:
+    """Holds the current ServingModel; `watch()` polls the store's CURRENT pointer."""
+
+    def __init__(self, store: Path):
+        self.store = Path(store)
+        self.model: ServingModel | None = None
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    def load_current(self) -> ServingModel | None:
+        """Load the version CURRENT names if it isn't the one served. Keeps serving the old
+        model (and records the error) if the new one is missing or corrupt."""
+        version = artifact.current_version(self.store)
+        if version is None:
+            self.last_error = f"no published model in {self.store}"
+            return self.model
+        if self.model is not None and self.model.version == version:
+            return self.model
+        try:
+            model = ServingModel.from_artifact(artifact.load(self.store / version))
+        except artifact.ArtifactError as exc:
+            self.last_error = str(exc)
+            log.error("model reload failed, still serving %s: %s",
+                      self.model.version if self.model else "nothing", exc)
+            return self.model
+        self.model, self.last_error = model, None
+        self.reloads += 1
+        log.info("serving model %s", version)
+        return model
+
+    async def reload(self) -> ServingModel | None:
+        # Loading maps files and builds lookups: off the event loop.
+        return await asyncio.to_thread(self.load_current)
+
+    async def watch(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            if artifact.current_version(self.store) != (self.model.version if self.model else None):
+                await self.reload()

@@ -1,0 +1,59 @@
+"""Response bodies, as msgspec types: they serialise the answers and generate the OpenAPI
+schemas, so the documentation and the server can't disagree."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+    detail: str
+    request_id: str
+
+
+class Rejected(msgspec.Struct):
+    index: int
+    error: str
+    event_id: str | None = None
+
+
+class EventsAccepted(msgspec.Struct):
+    accepted: int
+    duplicates: list[str]
+    rejected: list[Rejected]
+    request_id: str
+
+
+class RecommendedItem(msgspec.Struct):
+    item_id: str
+    score: float
+    reason: str
+    category: str | None = None
+
+
+class Recommendations(msgspec.Struct):
+    items: list[RecommendedItem]
+    rung: str  # personalized | session | context | trending | popular
+    model_version: str
+    request_id: str
+    placement: str | None = None
+    live_signals: bool = True  # false when Redis couldn't be read in budget (degraded)
+
+
+class ModelInfo(msgspec.Struct):
+    version: str
+    created: str
+    loaded_at: float
+    counts: dict
+    params: dict
+    metrics: dict
+    index: dict
+    reload_error: str | None = None
+
+
+class Health(msgspec.Struct):
+    status: str
+    model_version: str | None = None
+    redis: bool | None = None
+    detail: str | None = None

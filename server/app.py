@@ -15,7 +15,7 @@ from aiohttp import web
 from threadpoolctl import threadpool_limits
 
 from server import routes_admin, routes_events, routes_recommend
-from server.appkeys import METRICS, MODELS, SETTINGS, STORE, TRENDING_CACHE
+from server.appkeys import METRICS, MODELS, REQUEST_ID, SETTINGS, STARTED, STORE, TRENDING_CACHE
 from server.errors import HTTP_CODES, ApiError
 from server.http import json_response
 from server.metrics import Metrics
@@ -31,29 +31,29 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, timing, metrics, and every error as a JSON body with the right status."""
-    request["started"] = time.perf_counter()
-    request["request_id"] = request.headers.get("X-Request-ID", "")[:64] or os.urandom(8).hex()
+    request[STARTED] = time.perf_counter()
+    request[REQUEST_ID] = request.headers.get("X-Request-ID", "")[:64] or os.urandom(8).hex()
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
     try:
         response = await handler(request)
     except ApiError as exc:
-        body = {"error": exc.code, "detail": exc.detail, "request_id": request["request_id"], **exc.extra}
+        body = {"error": exc.code, "detail": exc.detail, "request_id": request[REQUEST_ID], **exc.extra}
         response = json_response(body, status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         response = json_response({"error": HTTP_CODES.get(exc.status, "http_error"),
-                                  "detail": exc.reason, "request_id": request["request_id"]},
+                                  "detail": exc.reason, "request_id": request[REQUEST_ID]},
                                  status=exc.status)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = json_response({"error": "internal", "detail": "internal server error",
-                                  "request_id": request["request_id"]}, status=500)
-    response.headers["X-Request-ID"] = request["request_id"]
+                                  "request_id": request[REQUEST_ID]}, status=500)
+    response.headers["X-Request-ID"] = request[REQUEST_ID]
     metrics = request.app[METRICS]
     metrics.requests.labels(route_name, str(response.status)).inc()
-    metrics.latency.labels(route_name).observe(time.perf_counter() - request["started"])
+    metrics.latency.labels(route_name).observe(time.perf_counter() - request[STARTED])
     return response
 
 

@@ -14,3 +14,6 @@ MODELS = web.AppKey("models", ModelHolder)
 STORE = web.AppKey("store", SessionStore)
 METRICS = web.AppKey("metrics", Metrics)
 TRENDING_CACHE = web.AppKey("trending_cache", dict)
+# Per-request state set by the middleware.
+STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -54,7 +54,7 @@ async def export_events(client: aioredis.Redis, out_dir: Path, *, prefix: str = 
     os.replace(tmp, path)
     await client.set(keys.export_position, last)
     if trim:
-        await client.xtrim(keys.stream, minid=last)  # entries up to `last`, exclusive, go
+        await client.xtrim(keys.stream, minid=last, approximate=False)  # entries before `last`
         await client.xdel(keys.stream, last)
     return path, written
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from server.appkeys import MODELS
+from server.appkeys import MODELS, REQUEST_ID
 from server.errors import BadRequest, Unavailable
 from server.model_holder import ServingModel
 
@@ -19,7 +19,7 @@ def json_response(body: msgspec.Struct | dict, status: int = 200, headers=None) 
 
 
 def request_id(request: web.Request) -> str:
-    return request["request_id"]
+    return request[REQUEST_ID]
 
 
 def current_model(request: web.Request) -> ServingModel:

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from server import blend
-from server.appkeys import METRICS, SETTINGS, STORE, TRENDING_CACHE
+from server.appkeys import METRICS, SETTINGS, STARTED, STORE, TRENDING_CACHE
 from server.errors import BadRequest, NotFound
 from server.http import current_model, id_list, id_param, int_param, json_response, request_id
 from server.model_holder import ServingModel
@@ -92,7 +92,7 @@ def _response(model: ServingModel, ranked: blend.Ranked, request: web.Request, p
 async def get_recommendations(request: web.Request) -> web.Response:
     model = current_model(request)  # one model for the whole request, even if a swap happens
     settings = request.app[SETTINGS]
-    deadline = request["started"] + settings.deadline_ms / 1000
+    deadline = request[STARTED] + settings.deadline_ms / 1000
     q = _query(request, model)
     remaining = lambda: max(deadline - time.perf_counter(), 0.001)  # noqa: E731
     live, degraded = await _live(request, q, remaining() * 0.7)

@@ -1,0 +1,48 @@
+"""A small model trained by the real trainer on the synthetic store, and apps serving it."""
+
+import time
+
+import pytest
+
+from server.app import create_app
+from server.settings import Settings
+from training.config import TrainConfig
+from training.pipeline import train
+from training.synthetic import generate_store
+
+
+@pytest.fixture(scope="session")
+def synthetic_store():
+    return generate_store(n_items=1500, n_users=800, n_events=60_000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory, synthetic_store):
+    store = tmp_path_factory.mktemp("models")
+    train(synthetic_store.log, TrainConfig(store=store, evaluate=False, iterations=10))
+    return store
+
+
+def make_settings(model_store, redis_url, tmp_path, **overrides) -> Settings:
+    # A generous deadline: CI machines are noisy and these tests check behaviour, not speed.
+    return Settings(model_store=model_store, redis_url=redis_url, data_dir=tmp_path,
+                    deadline_ms=500, reload_interval_s=0.05, **overrides)
+
+
+@pytest.fixture
+async def client(aiohttp_client, model_store, redis_url, tmp_path):
+    return await aiohttp_client(create_app(make_settings(model_store, redis_url, tmp_path)))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def event(event_id, item_id, *, type="view", session_id="s1", user_id=None, category=None, ts=None):
+    body = {"event_id": event_id, "session_id": session_id, "type": type, "item_id": item_id,
+            "ts": ts or now_ms()}
+    if user_id:
+        body["user_id"] = user_id
+    if category:
+        body["category"] = category
+    return body

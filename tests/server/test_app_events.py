@@ -1,0 +1,57 @@
+"""POST /v1/events: validation at the door, idempotency, limits."""
+
+import io
+
+from tests.server.conftest import event
+
+
+async def test_batch_reports_accepted_and_rejected_per_event(client):
+    batch = {"events": [event("e1", "i0000001"), {"event_id": "e2", "session_id": "s1", "type": "view",
+                                                  "ts": "yesterday", "item_id": "i1"},
+                        event("e3", "i0000002", type="purchase"), {"event_id": "e4", "type": "zap"}]}
+    resp = await client.post("/v1/events", json=batch)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["accepted"] == 2 and body["duplicates"] == []
+    assert [r["index"] for r in body["rejected"]] == [1, 3]
+    assert "Expected `int`, got `str` - at `$.ts`" in body["rejected"][0]["error"]
+    assert body["rejected"][0]["event_id"] == "e2"
+
+
+async def test_retry_is_idempotent(client):
+    batch = [event("e1", "i0000001"), event("e2", "i0000002")]
+    assert (await (await client.post("/v1/events", json=batch)).json())["accepted"] == 2
+    again = await (await client.post("/v1/events", json=batch)).json()
+    assert again["accepted"] == 0 and again["duplicates"] == ["e1", "e2"]
+
+
+async def test_single_event_and_bare_list_are_accepted(client):
+    assert (await (await client.post("/v1/events", json=event("x1", "i1"))).json())["accepted"] == 1
+    assert (await (await client.post("/v1/events", json=[event("x2", "i1")])).json())["accepted"] == 1
+
+
+async def test_bad_bodies_get_machine_readable_4xx(client):
+    cases = [
+        (b"not json", 400, "bad_request"),
+        (b"[]", 400, "bad_request"),
+        (b'{"events": 3}', 400, "bad_request"),
+        (b'[{"event_id": "a"}]', 422, "invalid_events"),
+        (b'[' + b",".join([b'{"event_id":"a","session_id":"s","type":"search","ts":1}'] * 501) + b"]",
+         413, "payload_too_large"),
+        (b"x" * (2 << 20), 413, "payload_too_large"),
+    ]
+    for body, status, code in cases:
+        data = io.BytesIO(body) if len(body) > 1 << 20 else body
+        resp = await client.post("/v1/events", data=data, headers={"Content-Type": "application/json"})
+        assert resp.status == status, body[:40]
+        payload = await resp.json()
+        assert payload["error"] == code and payload["detail"] and payload["request_id"]
+    resp = await client.post("/v1/events", data=b'[{"event_id": "a"}]')
+    assert (await resp.json())["rejected"][0]["error"].startswith("Object missing required field")
+
+
+async def test_unknown_route_and_method(client):
+    resp = await client.get("/v1/nope")
+    assert resp.status == 404 and (await resp.json())["error"] == "not_found"
+    resp = await client.delete("/v1/events")
+    assert resp.status == 405 and (await resp.json())["error"] == "method_not_allowed"

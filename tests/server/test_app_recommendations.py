@@ -61,7 +61,8 @@ async def test_known_user_is_personalized_and_purchases_are_not_recommended_agai
     user = model.user_ids[3]
     body = await _recs(client, user_id=user)
     assert body["rung"] == "personalized"
-    top = next(x["item_id"] for x in body["items"] if not model.items.consumable[model.item_index[x["item_id"]]])
+    consumable = model.items.consumable
+    top = next(x["item_id"] for x in body["items"] if not consumable[model.item_index[x["item_id"]]])
     resp = await client.post("/v1/events", json=event("p1", top, type="purchase", user_id=user))
     assert (await resp.json())["accepted"] == 1
     after = await _recs(client, user_id=user)

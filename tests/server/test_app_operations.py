@@ -1,0 +1,143 @@
+"""Faults, hot reload, readiness and the OpenAPI document."""
+
+import asyncio
+import shutil
+
+import numpy as np
+import orjson
+import redis
+
+from models import artifact
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis
+from server.openapi import OPERATIONS
+from tests.server.conftest import event, make_settings
+
+
+async def test_redis_killed_mid_test(aiohttp_client, model_store, tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    client = await aiohttp_client(create_app(make_settings(model_store, server.url, tmp_path)))
+    model = artifact.load_current(model_store)
+    user = model.user_ids[int(np.argmax(np.linalg.norm(model.user_factors, axis=1)))]
+    acked = [event(f"k{n}", model.items.ids[n], user_id=user) for n in range(5)]
+    assert (await (await client.post("/v1/events", json=acked)).json())["accepted"] == 5
+
+    server.kill()
+    product = {"placement": "product", "item_id": model.items.ids[3], "session_id": "anon"}
+    for params, rung in [({"user_id": user}, "personalized"), ({"session_id": "anon"}, "popular"),
+                         (product, "context")]:
+        resp = await client.get("/v1/recommendations", params=params)
+        assert resp.status == 200
+        body = await resp.json()
+        assert body["rung"] == rung and body["items"] and body["live_signals"] is False
+    trending = await client.get("/v1/trending")
+    assert trending.status == 200 and (await trending.json())["rung"] == "popular"
+    resp = await client.post("/v1/events", json=[event("lost?", model.items.ids[9], user_id=user)])
+    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"] == "unavailable"
+    assert (await client.get("/readyz")).status == 503
+
+    server.start()
+    assert (await client.get("/readyz")).status == 200
+    # Everything acknowledged before the crash is there; the refused event was not stored.
+    r = redis.Redis.from_url(server.url)
+    stored = {e["event_id"] for e in _stream(r)}
+    assert stored == {f"k{n}" for n in range(5)}
+    r.close()
+    retry = await client.post("/v1/events", json=[event("lost?", model.items.ids[9], user_id=user)])
+    assert (await retry.json())["accepted"] == 1
+    server.stop()
+
+
+def _stream(r):
+    import msgspec
+
+    from models.events import Event
+    return [msgspec.to_builtins(msgspec.msgpack.decode(f[b"e"], type=Event))
+            for _, f in r.xrange("vt:{g}:stream")]
+
+
+async def test_new_version_is_hot_swapped_without_failing_requests(aiohttp_client, model_store,
+                                                                   redis_url, tmp_path):
+    store = tmp_path / "models"
+    shutil.copytree(model_store, store)
+    client = await aiohttp_client(create_app(make_settings(store, redis_url, tmp_path)))
+    before = (await (await client.get("/v1/models/current")).json())["version"]
+    # Publish a "new" version: the same files under a new name, CURRENT switched atomically.
+    new = "29990101T000000Z-0000beef"
+
+    def write(directory):
+        for path in (store / before).iterdir():
+            shutil.copy(path, directory)
+        manifest = orjson.loads((directory / "manifest.json").read_bytes())
+        (directory / "manifest.json").write_bytes(orjson.dumps({**manifest, "version": new}))
+
+    artifact.publish(store, new, write)
+    statuses, seen = [], set()
+    for _ in range(60):
+        resp = await client.get("/v1/recommendations", params={"session_id": "x"})
+        statuses.append(resp.status)
+        seen.add((await resp.json())["model_version"])
+        if new in seen:
+            break
+        await asyncio.sleep(0.02)
+    assert set(statuses) == {200} and new in seen
+    reloaded = await (await client.post("/v1/admin/reload")).json()
+    assert reloaded["version"] == new and reloaded["reload_error"] is None
+
+
+async def test_corrupt_new_version_keeps_serving_the_old_one(aiohttp_client, model_store, redis_url,
+                                                             tmp_path):
+    store = tmp_path / "models"
+    shutil.copytree(model_store, store)
+    client = await aiohttp_client(create_app(make_settings(store, redis_url, tmp_path)))
+    before = (await (await client.get("/v1/models/current")).json())["version"]
+    bad = "29990101T000000Z-0000dead"
+    shutil.copytree(store / before, store / bad)
+    (store / bad / "index.faiss").write_bytes(b"garbage")
+    artifact.set_current(store, bad)
+    info = await (await client.post("/v1/admin/reload")).json()
+    assert info["version"] == before and "cannot load" in info["reload_error"]
+    assert (await client.get("/v1/recommendations")).status == 200
+
+
+async def test_admin_token_guards_reload(aiohttp_client, model_store, redis_url, tmp_path):
+    settings = make_settings(model_store, redis_url, tmp_path, admin_token="s3cret")
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.post("/v1/admin/reload")).status == 401
+    ok = await client.post("/v1/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status == 200
+
+
+async def test_no_model_yet_is_503_not_500(aiohttp_client, redis_url, tmp_path):
+    client = await aiohttp_client(create_app(make_settings(tmp_path / "empty", redis_url, tmp_path)))
+    resp = await client.get("/v1/recommendations")
+    assert resp.status == 503 and (await resp.json())["error"] == "unavailable"
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_openapi_lists_exactly_the_served_routes(client):
+    doc = await (await client.get("/openapi.json")).json()
+    served = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
+              if r.method != "HEAD"}
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert served == documented == set(OPERATIONS)
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for response in op["responses"].values():
+                ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                if ref:
+                    assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+
+
+async def test_responses_carry_the_documented_fields(client):
+    doc = await (await client.get("/openapi.json")).json()
+    schema = doc["components"]["schemas"]["Recommendations"]
+    body = await (await client.get("/v1/recommendations", params={"k": 3})).json()
+    assert set(schema["required"]) <= set(body) <= set(schema["properties"])
+    item_schema = doc["components"]["schemas"]["RecommendedItem"]
+    assert set(item_schema["required"]) <= set(body["items"][0]) <= set(item_schema["properties"])
+    metrics = await (await client.get("/metrics")).text()
+    assert "vitrine_requests_total" in metrics and "vitrine_recommendation_rung_total" in metrics
+    assert np.isfinite([x["score"] for x in body["items"]]).all()

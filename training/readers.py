@@ -190,6 +190,8 @@ def _parse_ts(col: pa.Array, unit: str) -> tuple[np.ndarray, np.ndarray]:
     """Unix milliseconds and a bad-row mask; never raises on a bad value."""
     if pa.types.is_timestamp(col.type):
         ms = pc.cast(pc.cast(col, pa.timestamp("ms")), pa.int64())
+    elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):  # typed: no parsing
+        ms = pc.cast(pc.multiply(col, 1000 if unit == "s" else 1), pa.int64(), safe=False)
     elif unit == "iso":
         parsed = pc.strptime(pc.cast(col, pa.string()), format="%Y-%m-%dT%H:%M:%S", unit="ms",
                              error_is_null=True)
@@ -208,6 +210,12 @@ def _numeric(table, col, typ, default, checks, valid) -> np.ndarray:
     if col not in table.column_names:
         return np.full(n, default, dtype=typ.to_pandas_dtype())
     raw = table[col].combine_chunks()
+    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):  # typed: no parsing
+        vals = pc.fill_null(pc.cast(raw, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+        empty = np.isnan(vals)
+        bad = ~empty & ~valid(np.nan_to_num(vals, nan=1.0))
+        checks.append((col, f"invalid {col}", bad))
+        return np.where(empty | bad, default, vals).astype(typ.to_pandas_dtype())
     text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
     empty = _blank(text)
     ok = pc.match_substring_regex(text, r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
@@ -239,12 +247,12 @@ def _encode(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
 
 
 def _to_eventlog(table: pa.Table, catalog: Catalog | None) -> EventLog:
-    table = table.sort_by("ts")
+    ts = table["ts"].to_numpy()
+    if ts.size and (np.diff(ts) < 0).any():  # logs are usually written in time order already
+        table = table.sort_by("ts")
     user, user_ids = _encode(table["user_id"])
     item, item_ids = _encode(table["item_id"])
-    type_code = {t: i for i, t in enumerate(EVENT_TYPES)}
-    tcodes, tnames = _encode(table["type"])
-    typ = np.array([type_code[t] for t in tnames], dtype=np.int8)[tcodes]
+    typ = pc.index_in(table["type"], pa.array(EVENT_TYPES)).to_numpy(zero_copy_only=False).astype(np.int8)
     price = table["price"].to_numpy().astype(np.float32)
     # Item metadata from the events themselves: the last category and price seen.
     cat_codes, cat_names = _encode(table["category"])

@@ -1,0 +1,250 @@
+"""Latency benchmark: one server worker under open-loop, fixed-rate storefront traffic.
+
+    .venv/bin/python -m loadtest.bench --items 100000
+
+Trains a synthetic model (unless --store is given), starts Redis and one `vitrine serve`
+worker pinned to core 0, and drives it from this process pinned to core 1 (Redis shares
+core 1: the worker gets a core to itself). Then:
+  1. a closed-loop probe (N concurrent requests) for the maximum rate;
+  2. fixed-rate runs at 80% of it: requests are *scheduled* at fixed intervals and latency is
+     measured from the scheduled time, so a stalled server can't hide its queue
+     (no coordinated omission);
+  3. the same fixed rate against /healthz, the bare aiohttp floor, as the in-run baseline.
+Loopback only; every phase is bounded in time. Results go to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from loadtest.traffic import Catalog, Shopper
+
+ROOT = Path(__file__).resolve().parents[1]
+VITRINE = [sys.executable, "-m", "vitrine.cli"]
+
+
+def percentiles(latencies_s: list[float]) -> dict[str, float]:
+    a = np.asarray(latencies_s) * 1000
+    if a.size == 0:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def schedule(rate: float, duration_s: float) -> np.ndarray:
+    """Send times (seconds from start) of an open-loop run at a fixed rate."""
+    return np.arange(int(rate * duration_s)) / rate
+
+
+class Traffic:
+    def __init__(self, catalog: Catalog | None, seed: int = 0):
+        self.catalog, self.rng = catalog, random.Random(seed)
+        self.shoppers: list[Shopper] = []
+
+    def next(self) -> tuple[str, str, dict | None, str]:
+        if self.catalog is None:
+            return "GET", "/healthz", None, "healthz"
+        if not self.shoppers or self.rng.random() < 0.1:  # a new shopper every ~10 requests
+            self.shoppers.append(Shopper(self.catalog, self.rng))
+            self.shoppers = self.shoppers[-200:]
+        return self.rng.choice(self.shoppers).next_request()
+
+
+async def _one(session, base, req, results, scheduled: float | None):
+    method, path, body, name = req
+    start = time.perf_counter()
+    try:
+        async with session.request(method, base + path, json=body) as resp:
+            await resp.read()
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        status = type(exc).__name__
+    end = time.perf_counter()
+    results.append((name, status, end - (scheduled if scheduled is not None else start)))
+
+
+async def closed_loop(base: str, traffic: Traffic, concurrency: int, duration_s: float) -> dict:
+    results: list = []
+    deadline = time.perf_counter() + duration_s
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker():
+            while time.perf_counter() < deadline:
+                await _one(session, base, traffic.next(), results, None)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return _summary(results, elapsed)
+
+
+async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float) -> dict:
+    results: list = []
+    times = schedule(rate, duration_s)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512),
+                                     timeout=aiohttp.ClientTimeout(total=5)) as session:
+        tasks = []
+        t0 = time.perf_counter() + 0.05
+        for offset in times:
+            at = t0 + offset
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_one(session, base, traffic.next(), results, at)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    return _summary(results, elapsed)
+
+
+def _summary(results: list, elapsed: float) -> dict:
+    ok = [lat for _, status, lat in results if status == 200]
+    errors: dict[str, int] = {}
+    for _, status, _ in results:
+        if status != 200:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+    by_name: dict[str, list[float]] = {}
+    for name, status, lat in results:
+        if status == 200:
+            by_name.setdefault(name, []).append(lat)
+    return {"requests": len(results), "rate": len(results) / elapsed, "errors": errors,
+            **percentiles(ok),
+            "by_name": {k: {"n": len(v), **percentiles(v)} for k, v in sorted(by_name.items())}}
+
+
+def _pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if os.path.exists("/usr/bin/taskset") else []
+
+
+def _wait_ready(base: str, timeout_s: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--users", type=int, default=50_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--store", type=Path, help="serve this model store instead of training one")
+    ap.add_argument("--port", type=int, default=18080)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--probe-seconds", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--fractions", default="0.8", help="fixed rates as fractions of the probed max")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "server_latency")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    store = args.store
+    if store is None:
+        store = work / "models"
+        subprocess.run([*VITRINE, "train", "--items", str(args.items), "--users", str(args.users),
+                        "--n-events", str(args.events), "--no-eval", "--store", str(store)],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+    from server.embedded_redis import EmbeddedRedis
+
+    redis = EmbeddedRedis(work / "redis")
+    redis.start()
+    subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
+    server = subprocess.Popen(
+        [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(args.port), "--store", str(store)],
+        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
+    if _pin(1):
+        os.sched_setaffinity(0, {1})
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        _wait_ready(base)
+        catalog = Catalog.from_store(store)
+        import uvloop
+
+        uvloop.install()
+        report = asyncio.run(_run(base, catalog, args))
+    finally:
+        server.terminate()
+        server.wait(10)
+        redis.stop()
+    _write(report, args, catalog)
+
+
+async def _run(base: str, catalog: Catalog, args) -> dict:
+    await closed_loop(base, Traffic(catalog, seed=99), args.concurrency, 2)  # warm up
+    probe = await closed_loop(base, Traffic(catalog, seed=1), args.concurrency, args.probe_seconds)
+    floor = await closed_loop(base, Traffic(None), args.concurrency, args.probe_seconds)
+    runs = []
+    for fraction in (float(f) for f in args.fractions.split(",")):
+        rate = probe["rate"] * fraction
+        runs.append({"fraction": fraction, "target_rate": rate,
+                     "storefront": await open_loop(base, Traffic(catalog, seed=2), rate, args.seconds),
+                     "healthz": await open_loop(base, Traffic(None), rate, args.seconds)})
+    return {"probe": probe, "healthz_probe": floor, "runs": runs}
+
+
+def _write(report: dict, args, catalog: Catalog) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    p, f = report["probe"], report["healthz_probe"]
+    lines = [
+        "# Server latency: one worker, storefront traffic",
+        "",
+        f"Command: `.venv/bin/python -m loadtest.bench {shlex.join(sys.argv[1:])}`  ",
+        f"Machine: {os.cpu_count()} cores ({cpu}); "
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
+        f"Model: {args.items:,} synthetic items (FAISS exact search up to 50k items, IVF above). "
+        "Server pinned to core 0; Redis and the load generator share core 1.",
+        "",
+        "Traffic mix: 30% home recommendations, 20% product-page, 8% category, 5% similar items, "
+        "4% trending, 33% event posts (view/cart/purchase); 40% of shoppers known users.",
+        "",
+        "## Maximum rate (closed loop, "
+        f"{args.concurrency} concurrent, {args.probe_seconds:.0f} s)",
+        "",
+        "| traffic | req/s | p50 ms | p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | --- |",
+        f"| storefront mix | {p['rate']:,.0f} | {p['p50']:.2f} | {p['p99']:.2f} | {p['errors'] or '-'} |",
+        f"| /healthz (baseline) | {f['rate']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} "
+        f"| {f['errors'] or '-'} |",
+        "",
+        f"## Fixed rate (open loop, {args.seconds:.0f} s; latency from the scheduled send time)",
+        "",
+        "| traffic | target req/s | achieved | p50 ms | p95 ms | p99 ms | max ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for run in report["runs"]:
+        for name in ("storefront", "healthz"):
+            r = run[name]
+            lines.append(f"| {name} @ {run['fraction']:.0%} | {run['target_rate']:,.0f} | {r['rate']:,.0f} | "
+                         f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | "
+                         f"{r['errors'] or '-'} |")
+    lines += ["", "Per endpoint at the first fixed rate:", "",
+              "| request | n | p50 ms | p95 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, r in report["runs"][0]["storefront"]["by_name"].items():
+        lines.append(f"| {name} | {r['n']:,} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

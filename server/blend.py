@@ -210,16 +210,21 @@ def popular(model: ServingModel, q: Query, live: LiveSession | None) -> Ranked:
     return from_list(model, head, None, q, live, "popular")
 
 
-def trending(model: ServingModel, rows: list[tuple[str, float]], q: Query,
-             live: LiveSession | None) -> Ranked | None:
-    """Live trending rows → a ranked list; None when too few remain after filters."""
+def map_trending(model: ServingModel, rows: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Live trending rows (item id, score) → model item indices and scores normalised to 1."""
     index = model.art.item_index
     pairs = [(index[i], s) for i, s in rows if i in index]
-    if not pairs:
-        return None
     items = np.array([p[0] for p in pairs], dtype=np.int64)
     scores = np.array([p[1] for p in pairs], dtype=np.float64)
-    ranked = from_list(model, items, scores / max(scores.max(), 1e-9), q, live, "trending")
+    return items, scores / max(float(scores.max()), 1e-9) if scores.size else scores
+
+
+def trending(model: ServingModel, items: np.ndarray, scores: np.ndarray, q: Query,
+             live: LiveSession | None) -> Ranked | None:
+    """The trending rung; None when too few items remain after the filters."""
+    if items.size == 0:
+        return None
+    ranked = from_list(model, items, scores, q, live, "trending")
     return ranked if len(ranked.items) >= max(1, q.k // 2) else None
 
 

@@ -14,11 +14,11 @@ from server.embedded_redis import EmbeddedRedis
 
 
 def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
-    """A client that fails fast: no retries (the caller degrades or answers 503 at once) and
-    socket timeouts bounded by the request budget. hiredis parses replies when installed."""
+    """A client that fails fast: no retries (the caller degrades or answers 503 at once).
+    Calls are bounded by the caller (SessionStore wraps each in one asyncio.timeout); only the
+    connect has a socket-level timeout. hiredis parses replies."""
     return aioredis.Redis.from_url(
         url,
-        socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         max_connections=256,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 from aiohttp import web
 
 from server import blend
@@ -59,12 +60,13 @@ async def _live(
         return None, "redis_unavailable"
 
 
-async def _trending_rows(request: web.Request, category: str | None, now_ms: int,
-                         budget_s: float) -> list[tuple[str, float]] | None:
-    """Live trending, cached in-process for `trending_cache_s` (a storefront's cold visitors
-    all ask for the same list); None when Redis can't answer in budget."""
+async def _trending(request: web.Request, model: ServingModel, category: str | None, now_ms: int,
+                    budget_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Live trending as (item indices, scores), cached in-process for `trending_cache_s` (a
+    storefront's cold visitors all ask for the same list); None when Redis can't answer."""
     settings, cache = request.app[SETTINGS], request.app[TRENDING_CACHE]
-    hit = cache.get(category)
+    key = (model.version, category)
+    hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     try:
@@ -72,8 +74,11 @@ async def _trending_rows(request: web.Request, category: str | None, now_ms: int
             rows = await request.app[STORE].trending(category=category, n=500, now_ms=now_ms)
     except (TimeoutError, StoreUnavailable):
         return None
-    cache[category] = (time.monotonic() + settings.trending_cache_s, rows)
-    return rows
+    mapped = blend.map_trending(model, rows)
+    if len(cache) > 10_000:  # categories × model versions; never grows without bound
+        cache.clear()
+    cache[key] = (time.monotonic() + settings.trending_cache_s, mapped)
+    return mapped
 
 
 def _response(model: ServingModel, ranked: blend.Ranked, request: web.Request, placement: str | None,
@@ -100,8 +105,8 @@ async def get_recommendations(request: web.Request) -> web.Response:
         request.app[METRICS].degraded.labels(degraded).inc()
     ranked = blend.rank(model, q, live, settings.blend)
     if ranked is None and not degraded:
-        rows = await _trending_rows(request, q.category, q.now_ms, remaining() * 0.7)
-        ranked = blend.trending(model, rows, q, live) if rows else None
+        live_trending = await _trending(request, model, q.category, q.now_ms, remaining() * 0.7)
+        ranked = blend.trending(model, *live_trending, q, live) if live_trending else None
     if ranked is None:
         ranked = blend.popular(model, q, live)
     return _response(model, ranked, request, q.placement, live_signals=degraded is None)
@@ -141,8 +146,8 @@ async def get_trending(request: web.Request) -> web.Response:
                     now_ms=int(time.time() * 1000), category=id_param(request, "category"))
     if q.category is not None and q.category not in model.category_code:
         raise NotFound(f"unknown category {q.category!r}")
-    rows = await _trending_rows(request, q.category, q.now_ms, settings.deadline_ms / 1000)
-    ranked = blend.trending(model, rows, q, None) if rows else None
+    live_trending = await _trending(request, model, q.category, q.now_ms, settings.deadline_ms / 1000)
+    ranked = blend.trending(model, *live_trending, q, None) if live_trending else None
     if ranked is None:
         ranked = blend.popular(model, q, None)
-    return _response(model, ranked, request, None, live_signals=rows is not None)
+    return _response(model, ranked, request, None, live_signals=live_trending is not None)

@@ -14,6 +14,7 @@ current and previous period.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class StoreConfig:
     trending_cap: int = 10_000
     dedup_ttl_s: int = 86_400
     stream_maxlen: int = 0  # 0: unbounded; the export trims what it has written out
+    # Every call is bounded by this (reads further by the request deadline). The client itself
+    # has no socket timeout: redis-py would wrap each read in asyncio.wait_for, a task per read.
+    timeout_s: float = 1.0
     # Affinity weight per event type: how strongly it says "interested in this category".
     affinity_weights: dict[str, float] = field(default_factory=lambda: {
         "view": 1.0, "add_to_cart": 3.0, "purchase": 6.0, "category_view": 1.0, "search": 0.5})
@@ -75,12 +79,14 @@ class SessionStore:
         self.keys = Keys(config.prefix)
         self._shopper_script = client.register_script((_LUA / "shopper.lua").read_text())
         self._global_script = client.register_script((_LUA / "global.lua").read_text())
+        self._read_script = client.register_script((_LUA / "read.lua").read_text())
         self._period_ms = int(_PERIOD_HALF_LIVES * config.trending_half_life_s * 1000)
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
+            async with asyncio.timeout(self.config.timeout_s):
+                return bool(await self.redis.ping())
+        except (RedisError, OSError, TimeoutError):
             return False
 
     # -- writes -------------------------------------------------------------------------
@@ -104,14 +110,14 @@ class SessionStore:
             g_args += [_encode_event(event), event.item_id or "",
                        cfg.trending_weights.get(str(event.type), 0.0)]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(cfg.timeout_s), self.redis.pipeline(transaction=False) as pipe:
                 for tag, group in by_shopper.items():
                     await self._shopper_script(keys=self.keys.shopper(tag),
                                                args=self._shopper_args(group), client=pipe)
                 await self._global_script(keys=g_keys, args=g_args, client=pipe)
                 results = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         new = {int(i) - 1 for i in results[-1]}
         duplicates = [e.event_id for i, e in enumerate(events) if i not in new]
         return IngestResult(accepted=len(new), duplicates=duplicates)
@@ -129,16 +135,16 @@ class SessionStore:
     # -- reads --------------------------------------------------------------------------
     async def read(self, *, user_id: str | None, session_id: str | None, now_ms: int) -> LiveSession:
         """The shopper's live state in one pipelined round trip. Raises StoreUnavailable."""
-        recent, bought, returned, aff, _ = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))
+        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))[:4]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.lrange(recent, 0, self.config.recent_cap - 1)
-                pipe.hgetall(bought)
-                pipe.smembers(returned)
-                pipe.hgetall(aff)
-                raw_recent, raw_bought, raw_returned, raw_aff = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            # One EVALSHA instead of a 4-command pipeline: a quarter of the client-side work.
+            async with asyncio.timeout(self.config.timeout_s):
+                raw_recent, flat_bought, raw_returned, flat_aff = await self._read_script(
+                    keys=keys, args=[self.config.recent_cap])
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        raw_bought = dict(zip(flat_bought[::2], flat_bought[1::2], strict=True))
+        raw_aff = dict(zip(flat_aff[::2], flat_aff[1::2], strict=True))
         items = [tuple(msgpack.unpackb(x)) for x in raw_recent]
         purchased = frozenset(k.decode() for k, v in raw_bought.items() if int(v) > 0)
         return LiveSession(
@@ -163,12 +169,12 @@ class SessionStore:
         period = now_ms // self._period_ms
         half_life_ms = self.config.trending_half_life_s * 1000
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(self.config.timeout_s), self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrevrange(self.keys.trending(period, category), 0, n - 1, withscores=True)
                 pipe.zrevrange(self.keys.trending(period - 1, category), 0, n - 1, withscores=True)
                 current, previous = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         scores: dict[str, float] = defaultdict(float)
         for rows, start in ((current, period * self._period_ms),
                             (previous, (period - 1) * self._period_ms)):

@@ -28,7 +28,7 @@ class Settings:
     model_store: Path = Path("models/store")
     data_dir: Path = Path("var")  # the embedded Redis keeps its socket and append-only file here
     redis_url: str | None = None  # unset: start the embedded Redis
-    redis_timeout_ms: int = 1_000  # socket timeout; reads are further bounded by the deadline
+    redis_timeout_ms: int = 1_000  # bound of every Redis call; reads further by the deadline
     deadline_ms: int = 20  # a recommendation request's budget, Redis round trip included
     default_k: int = 10
     max_k: int = 100
@@ -99,7 +99,8 @@ class Settings:
         return StoreConfig(
             prefix=self.redis_prefix, session_ttl_s=self.session_ttl_s, recent_cap=self.recent_cap,
             affinity_half_life_s=self.affinity_half_life_s,
-            trending_half_life_s=self.trending_half_life_s, dedup_ttl_s=self.dedup_ttl_s)
+            trending_half_life_s=self.trending_half_life_s, dedup_ttl_s=self.dedup_ttl_s,
+            timeout_s=self.redis_timeout_ms / 1000)
 
 
 def _parse(name: str, typ: Any, raw: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -69,7 +70,8 @@ class EmbeddedRedis:
             args += ["--maxmemory", self.maxmemory]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while not self.socket_path.exists():
+        # The socket file appears at bind(), a moment before listen(): wait for a real PONG.
+        while not self._answers_ping():
             if self.process.poll() is not None:
                 raise EmbeddedRedisError(
                     f"redis-server exited with {self.process.returncode}; see {self.data_dir}/redis.log"
@@ -79,6 +81,16 @@ class EmbeddedRedis:
                 raise EmbeddedRedisError(f"redis-server did not start within {timeout}s")
             time.sleep(0.01)
         return self
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: redis-server flushes the AOF and exits cleanly."""

@@ -102,11 +102,13 @@ def query_vector(model: ServingModel, q: Query, live: LiveSession | None, cfg: B
 
 
 def excluded_indices(model: ServingModel, q: Query, live: LiveSession | None) -> np.ndarray:
-    """Items never to show: context items, explicit exclusions, returned items, and purchased
-    items unless they are consumables (re-bought on a cycle)."""
+    """Items never to show: context items, explicit exclusions, what the shopper saw in this
+    session (as the offline evaluation excludes the folded-in items), returned items, and
+    purchased items unless they are consumables (re-bought on a cycle)."""
     index = model.art.item_index
     out = [index[x] for x in (*q.context_items, *q.exclude) if x in index]
     if live is not None:
+        out += [index[x[0]] for x in live.items if x[0] in index and x[1] != "purchase"]
         out += [index[x] for x in live.returned if x in index]
         out += [i for i in (index.get(x) for x in live.purchased)
                 if i is not None and not model.consumable[i]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from server.settings import Settings
 
 
@@ -37,7 +39,8 @@ def run_demo(settings: Settings, *, items: int, users: int, events: int) -> int:
     print(f"  curl -s -X POST {base}/v1/events -H 'Content-Type: application/json' -d "
           f"'{{\"event_id\":\"demo-1\",\"session_id\":\"demo-session\",\"type\":\"view\","
           f"\"item_id\":\"{item}\",\"category\":\"{category}\",\"ts\":'$(date +%s000)'}}'")
-    for line in _examples(base, model.user_ids[0], item):
+    user = model.user_ids[int(np.argmax(np.linalg.norm(model.user_factors, axis=1)))]
+    for line in _examples(base, user, item):
         print(f"  {line}")
     print(f"  open {base}/openapi.json for the whole API\n")
     from server.workers import serve

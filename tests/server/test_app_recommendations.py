@@ -115,3 +115,15 @@ async def test_trending_reflects_live_events(client, model_store):
                                           for n in range(6)])
     body = await (await client.get("/v1/trending", params={"k": 5})).json()
     assert body["rung"] == "trending" and {x["item_id"] for x in body["items"][:2]} == set(items)
+
+
+async def test_items_seen_in_the_session_are_not_recommended_back(client, model_store):
+    model = _model(model_store)
+    first = await _recs(client, session_id="seen-1", k=5)
+    viewed = [x["item_id"] for x in first["items"][:3]]
+    for n, item in enumerate(viewed):
+        await client.post("/v1/events", json=event(f"v{n}", item, session_id="seen-1"))
+    after = await _recs(client, session_id="seen-1")
+    assert after["rung"] == "session"
+    assert not set(viewed) & {x["item_id"] for x in after["items"]}
+    assert model.version == after["model_version"]

@@ -20,6 +20,9 @@ class SettingsError(ValueError):
     pass
 
 
+_BLEND, _STORE = BlendConfig(), StoreConfig()  # one source of truth for their defaults
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -38,21 +41,21 @@ class Settings:
     trending_cache_s: float = 1.0
     admin_token: str | None = None  # when set, admin endpoints require `Authorization: Bearer …`
     log_level: str = "info"
-    # The blend
-    user_weight: float = 0.5
-    session_weight: float = 1.0
-    context_weight: float = 1.0
-    affinity_weight: float = 0.5
-    session_half_life_s: float = 3_600.0
-    candidates: int = 200
-    max_category_share: float = 0.6
-    # Redis state
-    redis_prefix: str = "vt"
-    session_ttl_s: int = 30 * 86_400
-    recent_cap: int = 50
-    affinity_half_life_s: float = 1_800.0
-    trending_half_life_s: float = 6 * 3_600.0
-    dedup_ttl_s: int = 86_400
+    # The blend (defaults: server/blend.py BlendConfig)
+    user_weight: float = _BLEND.user_weight
+    session_weight: float = _BLEND.session_weight
+    context_weight: float = _BLEND.context_weight
+    affinity_weight: float = _BLEND.affinity_weight
+    session_half_life_s: float = _BLEND.session_half_life_s
+    candidates: int = _BLEND.candidates
+    max_category_share: float = _BLEND.max_category_share
+    # Redis state (defaults: server/session_store.py StoreConfig)
+    redis_prefix: str = _STORE.prefix
+    session_ttl_s: int = _STORE.session_ttl_s
+    recent_cap: int = _STORE.recent_cap
+    affinity_half_life_s: float = _STORE.affinity_half_life_s
+    trending_half_life_s: float = _STORE.trending_half_life_s
+    dedup_ttl_s: int = _STORE.dedup_ttl_s
 
     def __post_init__(self) -> None:
         checks = [

@@ -11,7 +11,7 @@ page) → trending (live counters) → popular (the model's popularity, per cate
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -228,6 +228,20 @@ def trending(model: ServingModel, items: np.ndarray, scores: np.ndarray, q: Quer
         return None
     ranked = from_list(model, items, scores, q, live, "trending")
     return ranked if len(ranked.items) >= max(1, q.k // 2) else None
+
+
+def top_up(model: ServingModel, ranked: Ranked, q: Query, live: LiveSession | None) -> Ranked:
+    """Fill a short personalized list (e.g. few candidates in the asked category) with popular
+    items, so a carousel is never half empty; the filled items say they are popular."""
+    if len(ranked.items) >= q.k:
+        return ranked
+    more = popular(model, replace(q, k=q.k + len(ranked.items),
+                                  exclude=q.exclude | {model.art.items.ids[i] for i in ranked.items}), live)
+    n = q.k - len(ranked.items)
+    floor = min(ranked.scores, default=1.0)
+    return Ranked(ranked.items + more.items[:n],
+                  ranked.scores + [floor * 0.5 * s for s in more.scores[:n]],
+                  ranked.reasons + more.reasons[:n], ranked.rung)
 
 
 def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[int], list[float]]:

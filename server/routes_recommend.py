@@ -109,6 +109,7 @@ async def get_recommendations(request: web.Request) -> web.Response:
         ranked = blend.trending(model, *live_trending, q, live) if live_trending else None
     if ranked is None:
         ranked = blend.popular(model, q, live)
+    ranked = blend.top_up(model, ranked, q, live)
     return _response(model, ranked, request, q.placement, live_signals=degraded is None)
 
 

@@ -85,8 +85,9 @@ async def test_exclusions_context_and_out_of_stock_are_filtered(client, model_st
 async def test_category_placement_and_similar_items(client, model_store):
     model = _model(model_store)
     category = model.items.category[0]
-    body = await _recs(client, placement="category", category=category)
-    assert body["items"] and all(x["category"] == category for x in body["items"])
+    body = await _recs(client, placement="category", category=category, user_id=model.user_ids[9])
+    assert len(body["items"]) == 10 and all(x["category"] == category for x in body["items"])
+    assert len({x["item_id"] for x in body["items"]}) == 10
     item = model.items.ids[int(np.argmax(model.popularity * model.items.in_stock))]
     resp = await client.get(f"/v1/items/{item}/similar", params={"k": 5})
     sim = await resp.json()

@@ -97,5 +97,8 @@ class ModelHolder:
     async def watch(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            if artifact.current_version(self.store) != (self.model.version if self.model else None):
-                await self.reload()
+            try:
+                if artifact.current_version(self.store) != (self.model.version if self.model else None):
+                    await self.reload()
+            except Exception:  # a flaky volume must not stop the watcher for good: log, retry
+                log.exception("checking %s for a new model failed; will retry", self.store)

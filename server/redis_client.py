@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,27 +14,40 @@ from redis.backoff import NoBackoff
 from server.embedded_redis import EmbeddedRedis
 
 
-def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
-    """A client that fails fast: no retries (the caller degrades or answers 503 at once).
-    Calls are bounded by the caller (SessionStore wraps each in one asyncio.timeout); only the
-    connect has a socket-level timeout. hiredis parses replies."""
+def connect(url: str, *, timeout_s: float, max_connections: int = 256) -> aioredis.Redis:
+    """A client for `redis://`, `rediss://` or `unix://` URLs that fails fast.
+
+    No retries (the caller degrades or answers 503 at once, and the storefront retries the
+    batch, deduplicated by event_id); connect and every socket read bounded by `timeout_s`
+    (SessionStore also bounds each whole call by its own `timeout_s`). Replies are parsed by
+    hiredis when installed (it is a dependency). Creating the client does no I/O: a Redis that
+    is down at start-up shows as StoreUnavailable on the first call, not as a failed start.
+    When all `max_connections` are busy a call fails at once (ConnectionError) instead of
+    queueing behind a slow Redis."""
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
-        max_connections=256,
+        max_connections=max_connections,
     )
 
 
 @asynccontextmanager
 async def open_redis(url: str | None, data_dir: Path, *, timeout_s: float) -> AsyncIterator[
         tuple[aioredis.Redis, EmbeddedRedis | None]]:
-    """Yield (client, embedded server or None). Without `url`, start the embedded Redis in
-    `data_dir` and stop it on exit."""
+    """Yield (client, the embedded server this call started or None).
+
+    Without `url`: use the embedded Redis of `data_dir` (`<data_dir>/redis/redis.sock`). If one
+    already answers there (a running server, when this is `vitrine events export`), attach
+    to it; otherwise start it, and stop it on exit. Two redis-servers must never share one
+    append-only file."""
     embedded = None
     if not url:
-        embedded = EmbeddedRedis(Path(data_dir) / "redis").start()
-        url = embedded.url
+        server = EmbeddedRedis(Path(data_dir) / "redis")
+        if not _answers_ping(server.socket_path):
+            embedded = server.start()
+        url = server.url
     client = connect(url, timeout_s=timeout_s)
     try:
         yield client, embedded
@@ -41,3 +55,14 @@ async def open_redis(url: str | None, data_dir: Path, *, timeout_s: float) -> As
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+
+
+def _answers_ping(socket_path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -20,18 +20,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgpack
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
-from models.events import Event, EventType
+from models.events import DEFAULT_EVENT_WEIGHTS, Event, EventType
 from server.keys import Keys
 
 _LUA = Path(__file__).with_name("lua")
 _PERIOD_HALF_LIVES = 16
 _RECENT_TYPES = frozenset({EventType.VIEW, EventType.ADD_TO_CART, EventType.PURCHASE})
 _encode_event = msgspec.msgpack.Encoder().encode
+_encode_recent = msgspec.msgpack.Encoder().encode
+_decode_recent = msgspec.msgpack.Decoder(tuple[str, str, int]).decode
 
 
 class StoreUnavailable(Exception):
@@ -44,6 +46,7 @@ class LiveSession:
     purchased: frozenset[str] = frozenset()
     returned: frozenset[str] = frozenset()
     category_affinity: dict[str, float] = field(default_factory=dict)
+    consent: bool | None = None  # not stored yet (the consent issue); None = unknown
 
 
 @dataclass(slots=True)
@@ -60,16 +63,21 @@ class StoreConfig:
     affinity_half_life_s: float = 1_800.0
     trending_half_life_s: float = 6 * 3_600.0
     trending_cap: int = 10_000
+    # A day covers client retries and offline app queues of hours; each accepted event costs
+    # one ~90-byte mark for this long, so a week (1M events/day: ~0.6 GB) was not the default.
     dedup_ttl_s: int = 86_400
-    stream_maxlen: int = 0  # 0: unbounded; the export trims what it has written out
-    # Every call is bounded by this (reads further by the request deadline). The client itself
-    # has no socket timeout: redis-py would wrap each read in asyncio.wait_for, a task per read.
+    # None: unbounded, the export trims what it wrote out. A bound drops unexported events
+    # (oldest first) when the export stalls: a memory cap bought with training data.
+    stream_maxlen: int | None = None
+    # Every call is bounded by this as a whole (asyncio.timeout; the app bounds reads further by
+    # the request deadline). server.redis_client.connect also sets it as the socket timeout,
+    # so a silent Redis never holds a connection longer. A timed-out call is StoreUnavailable.
     timeout_s: float = 1.0
-    # Affinity weight per event type: how strongly it says "interested in this category".
+    # Per event type, the same confidence weights the trainer uses (a purchase says more than
+    # a view). Affinity also counts browsing a category or searching: interest, not a positive.
     affinity_weights: dict[str, float] = field(default_factory=lambda: {
-        "view": 1.0, "add_to_cart": 3.0, "purchase": 6.0, "category_view": 1.0, "search": 0.5})
-    trending_weights: dict[str, float] = field(default_factory=lambda: {
-        "view": 1.0, "add_to_cart": 3.0, "purchase": 6.0})
+        **DEFAULT_EVENT_WEIGHTS, "category_view": 1.0, "search": 0.5})
+    trending_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
 
 class SessionStore:
@@ -102,31 +110,59 @@ class SessionStore:
         scale = 2.0 ** ((now_ms - period * self._period_ms) / (cfg.trending_half_life_s * 1000))
         trend_all = self.keys.trending(period)
         g_keys = [self.keys.stream, trend_all]
-        g_args: list = [cfg.dedup_ttl_s, 2 * self._period_ms // 1000, scale, cfg.stream_maxlen,
+        g_args: list = [cfg.dedup_ttl_s, 2 * self._period_ms // 1000, scale, cfg.stream_maxlen or 0,
                         cfg.trending_cap]
         for event in events:
             g_keys += [self.keys.dedup(event.event_id),
                        self.keys.trending(period, event.category) if event.category else trend_all]
             g_args += [_encode_event(event), event.item_id or "",
                        cfg.trending_weights.get(str(event.type), 0.0)]
+        bucket = now_ms // (cfg.dedup_ttl_s * 1000)
+        calls = [(self._shopper_script,
+                  self.keys.shopper(tag) + [self.keys.shopper_ids(tag, bucket),
+                                            self.keys.shopper_ids(tag, bucket - 1)],
+                  self._shopper_args(group))
+                 for tag, group in by_shopper.items()]
+        calls.append((self._global_script, g_keys, g_args))
         try:
-            async with asyncio.timeout(cfg.timeout_s), self.redis.pipeline(transaction=False) as pipe:
-                for tag, group in by_shopper.items():
-                    await self._shopper_script(keys=self.keys.shopper(tag),
-                                               args=self._shopper_args(group), client=pipe)
-                await self._global_script(keys=g_keys, args=g_args, client=pipe)
-                results = await pipe.execute()
+            async with asyncio.timeout(cfg.timeout_s):
+                results = await self._eval_pipelined(calls)
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         new = {int(i) - 1 for i in results[-1]}
         duplicates = [e.event_id for i, e in enumerate(events) if i not in new]
         return IngestResult(accepted=len(new), duplicates=duplicates)
 
+    async def _eval_pipelined(self, calls: list[tuple[AsyncScript, list, list]]) -> list:
+        """EVALSHA each call in one pipeline, one round trip. redis-py's own script-in-pipeline
+        path sends SCRIPT EXISTS first (a second round trip on every call), so the rare
+        NOSCRIPT (Redis restarted, cache flushed) is handled here instead: a failed EVALSHA ran
+        nothing, so loading its script and re-sending only the failed calls is exact."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in {calls[i][0] for i in missing}:
+                await self.redis.script_load(script.script)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    script, keys, args = calls[i]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for i, result in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                    results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
     def _shopper_args(self, events: list[Event]) -> list:
         cfg = self.config
-        args: list = [cfg.session_ttl_s, cfg.recent_cap, cfg.affinity_half_life_s * 1000]
+        args: list = [cfg.session_ttl_s, cfg.recent_cap, cfg.affinity_half_life_s * 1000,
+                      2 * cfg.dedup_ttl_s]
         for e in events:
-            entry = (msgpack.packb([e.item_id, str(e.type), e.ts])
+            entry = (_encode_recent((e.item_id, str(e.type), e.ts))
                      if e.item_id and e.type in _RECENT_TYPES else b"")
             args += [e.event_id, e.item_id or "", str(e.type), e.ts, e.quantity, e.category or "",
                      cfg.affinity_weights.get(str(e.type), 0.0), entry]
@@ -135,37 +171,29 @@ class SessionStore:
     # -- reads --------------------------------------------------------------------------
     async def read(self, *, user_id: str | None, session_id: str | None, now_ms: int) -> LiveSession:
         """The shopper's live state in one pipelined round trip. Raises StoreUnavailable."""
-        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))[:4]
+        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))
+        args = [self.config.recent_cap, now_ms, self.config.affinity_half_life_s * 1000]
         try:
             # One EVALSHA instead of a 4-command pipeline: a quarter of the client-side work.
+            # The script also filters purchases and decays affinities: decoding a full session
+            # went from ~95 to ~36 µs of event-loop time (timeit, 50 recent, 40 bought, 12 cats).
             async with asyncio.timeout(self.config.timeout_s):
-                raw_recent, flat_bought, raw_returned, flat_aff = await self._read_script(
-                    keys=keys, args=[self.config.recent_cap])
+                raw_recent, raw_purchased, raw_returned, flat_aff = await self._read_script(
+                    keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-        raw_bought = dict(zip(flat_bought[::2], flat_bought[1::2], strict=True))
-        raw_aff = dict(zip(flat_aff[::2], flat_aff[1::2], strict=True))
-        items = [tuple(msgpack.unpackb(x)) for x in raw_recent]
-        purchased = frozenset(k.decode() for k, v in raw_bought.items() if int(v) > 0)
         return LiveSession(
-            items=items,  # type: ignore[arg-type]
-            purchased=purchased,
+            items=[_decode_recent(x) for x in raw_recent],
+            purchased=frozenset(x.decode() for x in raw_purchased),
             returned=frozenset(x.decode() for x in raw_returned),
-            category_affinity=self._decay_affinity(raw_aff, now_ms),
+            category_affinity={c.decode(): float(v) for c, v in zip(flat_aff[::2], flat_aff[1::2],
+                                                                    strict=True)},
         )
-
-    def _decay_affinity(self, raw: dict[bytes, bytes], now_ms: int) -> dict[str, float]:
-        half_life_ms = self.config.affinity_half_life_s * 1000
-        out = {}
-        for key, value in raw.items():
-            if key.startswith(b"s:"):
-                cat = key[2:]
-                t = float(raw.get(b"t:" + cat, now_ms))
-                out[cat.decode()] = float(value) * 2.0 ** (-max(now_ms - t, 0) / half_life_ms)
-        return out
 
     async def trending(self, *, category: str | None, n: int, now_ms: int) -> list[tuple[str, float]]:
         """Top `n` items by decayed live activity, overall or in one category."""
+        if n <= 0:
+            return []
         period = now_ms // self._period_ms
         half_life_ms = self.config.trending_half_life_s * 1000
         try:

@@ -22,6 +22,39 @@ def gram_matrix(item_factors: np.ndarray) -> np.ndarray:
     return y.T @ y
 
 
+class FoldIn:
+    """The fold-in of one model, with its constant part (YᵀY + λI) computed once.
+
+    The server keeps one per served model and calls it per request; `fold_in` below builds
+    one per call. Both run the same `solve`, so offline metrics measure what is served."""
+
+    def __init__(self, item_factors: np.ndarray, gram: np.ndarray, *, regularization: float, alpha: float):
+        self.item_factors = item_factors
+        self.base = np.asarray(gram, dtype=np.float64) + regularization * np.eye(gram.shape[0])
+        self.alpha = float(alpha)
+
+    def solve(self, unique_indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The user vector for distinct item indices with positive raw weights (float32)."""
+        if len(unique_indices) == 0:
+            return np.zeros(self.base.shape[0], dtype=np.float32)
+        y = self.item_factors[unique_indices].astype(np.float64)
+        c = self.alpha * np.asarray(weights, dtype=np.float64)
+        a = self.base + (y.T * (c - 1.0)) @ y
+        return np.linalg.solve(a, c @ y).astype(np.float32)
+
+    def __call__(self, item_indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Like `solve`, for any indices: duplicates are summed (as implicit sums duplicate
+        entries of a sparse row) and non-positive weights ignored."""
+        idx = np.asarray(item_indices, dtype=np.int64)
+        w = np.asarray(weights, dtype=np.float64)
+        if idx.size:
+            idx, inverse = np.unique(idx, return_inverse=True)
+            w = np.bincount(inverse, weights=w, minlength=idx.size)
+            keep = w > 0
+            idx, w = idx[keep], w[keep]
+        return self.solve(idx, w)
+
+
 def fold_in(
     item_factors: np.ndarray,
     gram: np.ndarray,
@@ -37,19 +70,4 @@ def fold_in(
     are summed, as implicit sums duplicate entries of a sparse row. Non-positive weights are
     ignored. An empty set gives the zero vector.
     """
-    idx = np.asarray(item_indices, dtype=np.int64)
-    w = np.asarray(weights, dtype=np.float64)
-    k = gram.shape[0]
-    if idx.size:
-        idx, inverse = np.unique(idx, return_inverse=True)
-        w = np.bincount(inverse, weights=w, minlength=idx.size)
-        keep = w > 0
-        idx, w = idx[keep], w[keep]
-    if idx.size == 0:
-        return np.zeros(k, dtype=np.float32)
-    y = np.asarray(item_factors[idx], dtype=np.float64)
-    c = alpha * w
-    a = gram + regularization * np.eye(k)
-    a += (y.T * (c - 1.0)) @ y
-    b = c @ y
-    return np.linalg.solve(a, b).astype(np.float32)
+    return FoldIn(item_factors, gram, regularization=regularization, alpha=alpha)(item_indices, weights)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -15,24 +16,28 @@ from aiohttp import web
 from threadpoolctl import threadpool_limits
 
 from server import routes_admin, routes_events, routes_recommend
-from server.appkeys import METRICS, MODELS, REQUEST_ID, SETTINGS, STARTED, STORE, TRENDING_CACHE
+from server.appkeys import BLEND, METRICS, MODELS, REQUEST_ID, SETTINGS, STARTED, STORE, TRENDING_CACHE
 from server.errors import HTTP_CODES, ApiError
 from server.http import json_response
 from server.metrics import Metrics
 from server.model_holder import ModelHolder
-from server.redis_client import open_redis
+from server.redis_client import redis_server
 from server.session_store import SessionStore
 from server.settings import Settings
 
 log = logging.getLogger("vitrine.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Request ids: unique per process start (random prefix) and per request (counter); cheaper
+# than a random id per request and as unique.
+_ID_PREFIX = os.urandom(5).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, timing, metrics, and every error as a JSON body with the right status."""
     request[STARTED] = time.perf_counter()
-    request[REQUEST_ID] = request.headers.get("X-Request-ID", "")[:64] or os.urandom(8).hex()
+    request[REQUEST_ID] = request.headers.get("X-Request-ID", "")[:64] or f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
     try:
@@ -51,18 +56,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = json_response({"error": "internal", "detail": "internal server error",
                                   "request_id": request[REQUEST_ID]}, status=500)
     response.headers["X-Request-ID"] = request[REQUEST_ID]
-    metrics = request.app[METRICS]
-    metrics.requests.labels(route_name, str(response.status)).inc()
-    metrics.latency.labels(route_name).observe(time.perf_counter() - request[STARTED])
+    request.app[METRICS].observe_request(route_name, response.status, time.perf_counter() - request[STARTED])
     return response
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with open_redis(settings.redis_url, settings.data_dir,
-                          timeout_s=settings.redis_timeout_ms / 1000) as (client, _):
-        app[STORE] = SessionStore(client, settings.store)
-        yield
+    with redis_server(settings.redis_url, settings.data_dir) as url:
+        app[STORE] = store = SessionStore.connect(url, settings.store)
+        try:
+            yield
+        finally:
+            await store.aclose()
 
 
 async def _model_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -85,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     faiss.omp_set_num_threads(1)
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[BLEND] = settings.blend
     app[MODELS] = ModelHolder(settings.model_store)
     app[METRICS] = Metrics()
     app[TRENDING_CACHE] = {}

@@ -120,7 +120,7 @@ def _export(args: argparse.Namespace) -> int:
     from server.redis_client import open_redis
 
     async def run() -> tuple[Path | None, int]:
-        async with open_redis(args.redis_url, args.data_dir, timeout_s=10.0) as (client, _):
+        async with open_redis(args.redis_url, args.data_dir, timeout_s=10.0) as client:
             return await export_events(client, args.out, prefix=args.prefix, trim=not args.keep)
 
     try:

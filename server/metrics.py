@@ -21,3 +21,21 @@ class Metrics:
         self.events = Counter("vitrine_events_total", "Events by outcome", ["outcome"],
                               registry=self.registry)
         self.model_reloads = Gauge("vitrine_model_reloads", "Model versions loaded", registry=self.registry)
+        self._request_children: dict[tuple[str, int], tuple] = {}
+        self._rung_children: dict[str, Counter] = {}
+
+    def rung(self, name: str) -> None:
+        child = self._rung_children.get(name)
+        if child is None:
+            child = self._rung_children[name] = self.rungs.labels(name)
+        child.inc()
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count and time one request. The labelled children are looked up once per
+        (route, status): `labels()` costs a few µs, on every request."""
+        children = self._request_children.get((route, status))
+        if children is None:
+            children = (self.requests.labels(route, str(status)), self.latency.labels(route))
+            self._request_children[(route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -9,6 +9,7 @@ request finishes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import faiss
 import numpy as np
 
 from models import artifact
+from models.foldin import FoldIn
 
 log = logging.getLogger("vitrine.model")
 
@@ -26,6 +28,7 @@ log = logging.getLogger("vitrine.model")
 class ServingModel:
     art: artifact.ModelArtifact
     item_category: np.ndarray  # int32 category code per item, -1 when unknown
+    category_name: list[str | None]  # per item, for answers (no numpy scalar per field)
     categories: list[str]
     category_code: dict[str, int]
     available: np.ndarray  # bool: in stock
@@ -34,6 +37,16 @@ class ServingModel:
     popular_in: dict[int, np.ndarray]  # category code -> item indices, most popular first
     user_norm_mean: float
     weights: dict[str, float]
+    # Plain ndarray views of the memory-mapped factors: indexing an np.memmap builds memmap
+    # objects (~1 µs each), and the hot path indexes them several times per request.
+    item_factors: np.ndarray
+    user_factors: np.ndarray
+    foldin: FoldIn
+    # All False between uses. The blend marks excluded items in it and clears them again
+    # within one synchronous call, so requests on the event loop never see each other's marks.
+    scratch: np.ndarray
+    # Answers that depend on the model alone (similar items), keyed by their inputs.
+    memo: dict = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -55,9 +68,14 @@ class ServingModel:
         norms = np.linalg.norm(art.user_factors[: 10_000], axis=1) if art.user_factors.shape[0] else [1.0]
         return cls(
             art=art, item_category=item_category, categories=categories, category_code=code,
+            category_name=list(art.items.category),
             available=art.items.in_stock, consumable=art.items.consumable, popular=popular,
             popular_in=popular_in, user_norm_mean=float(np.mean(norms)) or 1.0,
-            weights=dict(art.event_weights))
+            weights=dict(art.event_weights), item_factors=np.asarray(art.item_factors),
+            user_factors=np.asarray(art.user_factors),
+            foldin=FoldIn(np.asarray(art.item_factors), art.gram,
+                          regularization=art.params["regularization"], alpha=art.params["alpha"]),
+            scratch=np.zeros(len(art.items.ids), dtype=bool))
 
 
 class ModelHolder:
@@ -92,7 +110,16 @@ class ModelHolder:
 
     async def reload(self) -> ServingModel | None:
         # Loading maps files and builds lookups: off the event loop.
-        return await asyncio.to_thread(self.load_current)
+        before = self.model
+        model = await asyncio.to_thread(self.load_current)
+        if model is not before:
+            # The model's lookups are hundreds of thousands of long-lived objects (id strings in
+            # dicts and lists) that every full collection would traverse again: a pause of
+            # tens of ms in the middle of requests. Frozen, the collector skips them; they are
+            # still freed by reference counting when the next swap drops the last reference.
+            gc.collect()
+            gc.freeze()
+        return model
 
     async def watch(self, interval_s: float) -> None:
         while True:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -33,28 +33,35 @@ def connect(url: str, *, timeout_s: float, max_connections: int = 256) -> aiored
     )
 
 
-@asynccontextmanager
-async def open_redis(url: str | None, data_dir: Path, *, timeout_s: float) -> AsyncIterator[
-        tuple[aioredis.Redis, EmbeddedRedis | None]]:
-    """Yield (client, the embedded server this call started or None).
-
-    Without `url`: use the embedded Redis of `data_dir` (`<data_dir>/redis/redis.sock`). If one
-    already answers there (a running server, when this is `vitrine events export`), attach
-    to it; otherwise start it, and stop it on exit. Two redis-servers must never share one
-    append-only file."""
-    embedded = None
-    if not url:
-        server = EmbeddedRedis(Path(data_dir) / "redis")
-        if not _answers_ping(server.socket_path):
-            embedded = server.start()
-        url = server.url
-    client = connect(url, timeout_s=timeout_s)
+@contextmanager
+def redis_server(url: str | None, data_dir: Path) -> Iterator[str]:
+    """Yield the URL of the Redis to use: `url`, or without it the embedded Redis of
+    `data_dir` (`<data_dir>/redis/redis.sock`). If one already answers there (a running
+    server, when this is `vitrine events export`), attach to it; otherwise start it, and stop
+    it on exit. Two redis-servers must never share one append-only file."""
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(Path(data_dir) / "redis")
+    if _answers_ping(server.socket_path):
+        yield server.url
+        return
+    server.start()
     try:
-        yield client, embedded
+        yield server.url
     finally:
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+        server.stop()
+
+
+@asynccontextmanager
+async def open_redis(url: str | None, data_dir: Path, *, timeout_s: float) -> AsyncIterator[aioredis.Redis]:
+    """A redis-py client for `url` or the embedded Redis (see `redis_server`)."""
+    with redis_server(url, data_dir) as resolved:
+        client = connect(resolved, timeout_s=timeout_s)
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
 
 def _answers_ping(socket_path: Path) -> bool:

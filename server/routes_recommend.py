@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 from aiohttp import web
 
 from server import blend
-from server.appkeys import METRICS, SETTINGS, STARTED, STORE, TRENDING_CACHE
+from server.appkeys import BLEND, METRICS, SETTINGS, STARTED, STORE, TRENDING_CACHE
 from server.errors import BadRequest, NotFound
 from server.http import current_model, id_list, id_param, int_param, json_response, request_id
 from server.model_holder import ServingModel
@@ -51,13 +50,10 @@ async def _live(
     if not (q.user_id or q.session_id):
         return None, None
     try:
-        async with asyncio.timeout(budget_s):
-            return await request.app[STORE].read(user_id=q.user_id, session_id=q.session_id,
-                                                 now_ms=q.now_ms), None
-    except TimeoutError:
-        return None, "redis_timeout"
-    except StoreUnavailable:
-        return None, "redis_unavailable"
+        return await request.app[STORE].read(user_id=q.user_id, session_id=q.session_id,
+                                             now_ms=q.now_ms, timeout_s=budget_s), None
+    except StoreUnavailable as exc:
+        return None, "redis_timeout" if isinstance(exc.__cause__, TimeoutError) else "redis_unavailable"
 
 
 async def _trending(request: web.Request, model: ServingModel, category: str | None, now_ms: int,
@@ -70,9 +66,8 @@ async def _trending(request: web.Request, model: ServingModel, category: str | N
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     try:
-        async with asyncio.timeout(budget_s):
-            rows = await request.app[STORE].trending(category=category, n=500, now_ms=now_ms)
-    except (TimeoutError, StoreUnavailable):
+        rows = await request.app[STORE].trending(category=category, n=500, now_ms=now_ms, timeout_s=budget_s)
+    except StoreUnavailable:
         return None
     mapped = blend.map_trending(model, rows)
     if len(cache) > 10_000:  # categories × model versions; never grows without bound
@@ -83,11 +78,10 @@ async def _trending(request: web.Request, model: ServingModel, category: str | N
 
 def _response(model: ServingModel, ranked: blend.Ranked, request: web.Request, placement: str | None,
               live_signals: bool) -> web.Response:
-    ids, cats = model.art.items.ids, model.item_category
-    items = [RecommendedItem(item_id=ids[i], score=round(float(s), 6), reason=r,
-                             category=model.categories[cats[i]] if cats[i] >= 0 else None)
+    ids, names = model.art.items.ids, model.category_name
+    items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
-    request.app[METRICS].rungs.labels(ranked.rung).inc()
+    request.app[METRICS].rung(ranked.rung)
     return json_response(Recommendations(items=items, rung=ranked.rung, model_version=model.version,
                                          request_id=request_id(request), placement=placement,
                                          live_signals=live_signals))
@@ -103,7 +97,7 @@ async def get_recommendations(request: web.Request) -> web.Response:
     live, degraded = await _live(request, q, remaining() * 0.7)
     if degraded:
         request.app[METRICS].degraded.labels(degraded).inc()
-    ranked = blend.rank(model, q, live, settings.blend)
+    ranked = blend.rank(model, q, live, request.app[BLEND])
     if ranked is None and not degraded:
         live_trending = await _trending(request, model, q.category, q.now_ms, remaining() * 0.7)
         ranked = blend.trending(model, *live_trending, q, live) if live_trending else None

@@ -14,7 +14,7 @@ current and previous period.
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
 
 from models.events import DEFAULT_EVENT_WEIGHTS, Event, EventType
+from server import redis_client
 from server.keys import Keys
+from server.redis_wire import ReplyError, WireClient, WireError
 
 _LUA = Path(__file__).with_name("lua")
 _PERIOD_HALF_LIVES = 16
@@ -69,9 +69,9 @@ class StoreConfig:
     # None: unbounded, the export trims what it wrote out. A bound drops unexported events
     # (oldest first) when the export stalls: a memory cap bought with training data.
     stream_maxlen: int | None = None
-    # Every call is bounded by this as a whole (asyncio.timeout; the app bounds reads further by
-    # the request deadline). server.redis_client.connect also sets it as the socket timeout,
-    # so a silent Redis never holds a connection longer. A timed-out call is StoreUnavailable.
+    # Every call is bounded by this as a whole (the app bounds reads further by the request
+    # deadline); a timed-out call is StoreUnavailable. A connection with a command unanswered
+    # for twice this long (at least 1 s) is presumed dead and replaced.
     timeout_s: float = 1.0
     # Per event type, the same confidence weights the trainer uses (a purchase says more than
     # a view). Affinity also counts browsing a category or searching: interest, not a positive.
@@ -80,22 +80,71 @@ class StoreConfig:
     trending_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
 
+@dataclass(frozen=True)
+class _Script:
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> _Script:
+        source = (_LUA / f"{name}.lua").read_text()
+        return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+_SHOPPER, _GLOBAL, _READ = (_Script.load(n) for n in ("shopper", "global", "read"))
+
+
 class SessionStore:
-    def __init__(self, client: aioredis.Redis, config: StoreConfig):
+    """`wire` carries the per-request calls (ingest, read, trending, ping); `redis`, the
+    redis-py client, everything else (export, admin, tests)."""
+
+    def __init__(self, client: aioredis.Redis, wire: WireClient, config: StoreConfig):
         self.redis = client
+        self.wire = wire
         self.config = config
         self.keys = Keys(config.prefix)
-        self._shopper_script = client.register_script((_LUA / "shopper.lua").read_text())
-        self._global_script = client.register_script((_LUA / "global.lua").read_text())
-        self._read_script = client.register_script((_LUA / "read.lua").read_text())
         self._period_ms = int(_PERIOD_HALF_LIVES * config.trending_half_life_s * 1000)
+
+    @classmethod
+    def connect(cls, url: str, config: StoreConfig) -> SessionStore:
+        """Both clients for `url`; no I/O until the first call."""
+        wire = WireClient(url, connect_timeout_s=config.timeout_s, stall_s=max(2 * config.timeout_s, 1.0))
+        return cls(redis_client.connect(url, timeout_s=config.timeout_s), wire, config)
+
+    async def aclose(self) -> None:
+        await self.wire.aclose()
+        await self.redis.aclose()
 
     async def ping(self) -> bool:
         try:
-            async with asyncio.timeout(self.config.timeout_s):
-                return bool(await self.redis.ping())
-        except (RedisError, OSError, TimeoutError):
+            return await self.wire.call("PING", timeout_s=self.config.timeout_s, probe=True) == b"PONG"
+        except (WireError, TimeoutError):
             return False
+
+    async def _run(self, calls: list[tuple[_Script, list, list]], timeout_s: float | None) -> list:
+        """EVALSHA each call in one pipeline (one round trip). A NOSCRIPT reply (Redis
+        restarted or its script cache flushed) ran nothing, so loading that script and
+        re-sending only the failed calls is exact. Raises StoreUnavailable."""
+        timeout_s = min(timeout_s or self.config.timeout_s, self.config.timeout_s)
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+        try:
+            results = await self.wire.pipeline(commands, timeout_s=timeout_s)
+            missing = [i for i, r in enumerate(results) if isinstance(r, ReplyError)
+                       and str(r).startswith("NOSCRIPT")]
+            if missing:
+                scripts = {calls[i][0].name: calls[i][0] for i in missing}
+                again = await self.wire.pipeline(
+                    [("SCRIPT", "LOAD", sc.source) for sc in scripts.values()]
+                    + [commands[i] for i in missing], timeout_s=timeout_s)
+                for i, result in zip(missing, again[len(scripts):], strict=True):
+                    results[i] = result
+        except (WireError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        for result in results:
+            if isinstance(result, ReplyError):
+                raise StoreUnavailable(f"Redis refused a script: {result}")
+        return results
 
     # -- writes -------------------------------------------------------------------------
     async def ingest(self, events: list[Event], *, now_ms: int) -> IngestResult:
@@ -118,44 +167,16 @@ class SessionStore:
             g_args += [_encode_event(event), event.item_id or "",
                        cfg.trending_weights.get(str(event.type), 0.0)]
         bucket = now_ms // (cfg.dedup_ttl_s * 1000)
-        calls = [(self._shopper_script,
+        calls = [(_SHOPPER,
                   self.keys.shopper(tag) + [self.keys.shopper_ids(tag, bucket),
                                             self.keys.shopper_ids(tag, bucket - 1)],
                   self._shopper_args(group))
                  for tag, group in by_shopper.items()]
-        calls.append((self._global_script, g_keys, g_args))
-        try:
-            async with asyncio.timeout(cfg.timeout_s):
-                results = await self._eval_pipelined(calls)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        calls.append((_GLOBAL, g_keys, g_args))
+        results = await self._run(calls, None)
         new = {int(i) - 1 for i in results[-1]}
         duplicates = [e.event_id for i, e in enumerate(events) if i not in new]
         return IngestResult(accepted=len(new), duplicates=duplicates)
-
-    async def _eval_pipelined(self, calls: list[tuple[AsyncScript, list, list]]) -> list:
-        """EVALSHA each call in one pipeline, one round trip. redis-py's own script-in-pipeline
-        path sends SCRIPT EXISTS first (a second round trip on every call), so the rare
-        NOSCRIPT (Redis restarted, cache flushed) is handled here instead: a failed EVALSHA ran
-        nothing, so loading its script and re-sending only the failed calls is exact."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            for script in {calls[i][0] for i in missing}:
-                await self.redis.script_load(script.script)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in missing:
-                    script, keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                for i, result in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
-                    results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
 
     def _shopper_args(self, events: list[Event]) -> list:
         cfg = self.config
@@ -169,19 +190,16 @@ class SessionStore:
         return args
 
     # -- reads --------------------------------------------------------------------------
-    async def read(self, *, user_id: str | None, session_id: str | None, now_ms: int) -> LiveSession:
-        """The shopper's live state in one pipelined round trip. Raises StoreUnavailable."""
+    async def read(self, *, user_id: str | None, session_id: str | None, now_ms: int,
+                   timeout_s: float | None = None) -> LiveSession:
+        """The shopper's live state in one round trip (read.lua, one slot), within `timeout_s`
+        (and never longer than the store's timeout). Raises StoreUnavailable."""
         keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))
         args = [self.config.recent_cap, now_ms, self.config.affinity_half_life_s * 1000]
-        try:
-            # One EVALSHA instead of a 4-command pipeline: a quarter of the client-side work.
-            # The script also filters purchases and decays affinities: decoding a full session
-            # went from ~95 to ~36 µs of event-loop time (timeit, 50 recent, 40 bought, 12 cats).
-            async with asyncio.timeout(self.config.timeout_s):
-                raw_recent, raw_purchased, raw_returned, flat_aff = await self._read_script(
-                    keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        # The script also filters purchases and decays affinities: decoding a full session
+        # went from ~95 to ~36 µs of event-loop time (timeit, 50 recent, 40 bought, 12 cats).
+        raw_recent, raw_purchased, raw_returned, flat_aff = (await self._run([(_READ, keys, args)],
+                                                                             timeout_s))[0]
         return LiveSession(
             items=[_decode_recent(x) for x in raw_recent],
             purchased=frozenset(x.decode() for x in raw_purchased),
@@ -190,23 +208,27 @@ class SessionStore:
                                                                     strict=True)},
         )
 
-    async def trending(self, *, category: str | None, n: int, now_ms: int) -> list[tuple[str, float]]:
+    async def trending(self, *, category: str | None, n: int, now_ms: int,
+                       timeout_s: float | None = None) -> list[tuple[str, float]]:
         """Top `n` items by decayed live activity, overall or in one category."""
         if n <= 0:
             return []
         period = now_ms // self._period_ms
         half_life_ms = self.config.trending_half_life_s * 1000
+        timeout_s = min(timeout_s or self.config.timeout_s, self.config.timeout_s)
         try:
-            async with asyncio.timeout(self.config.timeout_s), self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrevrange(self.keys.trending(period, category), 0, n - 1, withscores=True)
-                pipe.zrevrange(self.keys.trending(period - 1, category), 0, n - 1, withscores=True)
-                current, previous = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+            current, previous = await self.wire.pipeline(
+                [("ZREVRANGE", self.keys.trending(period, category), 0, n - 1, "WITHSCORES"),
+                 ("ZREVRANGE", self.keys.trending(period - 1, category), 0, n - 1, "WITHSCORES")],
+                timeout_s=timeout_s)
+        except (WireError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         scores: dict[str, float] = defaultdict(float)
         for rows, start in ((current, period * self._period_ms),
                             (previous, (period - 1) * self._period_ms)):
+            if isinstance(rows, ReplyError):
+                raise StoreUnavailable(f"Redis refused ZREVRANGE: {rows}")
             factor = math.pow(2.0, -(now_ms - start) / half_life_ms)
-            for item, score in rows:
-                scores[item.decode()] += score * factor
+            for item, score in zip(rows[::2], rows[1::2], strict=True):
+                scores[item.decode()] += float(score) * factor
         return sorted(scores.items(), key=lambda kv: -kv[1])[:n]

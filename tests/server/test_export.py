@@ -6,7 +6,6 @@ import pytest
 from models.events import Event
 from server.export import ExportBusy, export_events
 from server.keys import Keys
-from server.redis_client import connect
 from server.session_store import SessionStore, StoreConfig
 from training.readers import read_events
 from vitrine.cli import main
@@ -22,9 +21,9 @@ def ev(event_id, item="i1", type="view", ts=T0, user_id="u1", **extra) -> Event:
 
 @pytest.fixture
 async def store(redis_url):
-    store = SessionStore(connect(redis_url, timeout_s=5.0), StoreConfig())
+    store = SessionStore.connect(redis_url, StoreConfig(timeout_s=5.0))
     yield store
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_exported_events_read_back_by_the_trainer_field_for_field(store, tmp_path):

@@ -4,7 +4,6 @@ import pytest
 
 from models.events import Event
 from server.embedded_redis import EmbeddedRedis
-from server.redis_client import connect
 from server.session_store import SessionStore, StoreConfig, StoreUnavailable
 
 T0 = 1_800_000_000_000
@@ -22,7 +21,7 @@ def server(tmp_path):
 
 
 async def test_a_killed_redis_is_unavailable_and_acknowledged_events_survive_the_restart(server):
-    store = SessionStore(connect(server.url, timeout_s=1.0), StoreConfig())
+    store = SessionStore.connect(server.url, StoreConfig())
     acked = [ev(f"e{i}", f"i{i}", "purchase" if i % 2 else "view") for i in range(20)]
     assert (await store.ingest(acked, now_ms=T0)).accepted == 20
     server.kill()  # SIGKILL: no shutdown, no final AOF flush
@@ -45,14 +44,14 @@ async def test_a_killed_redis_is_unavailable_and_acknowledged_events_survive_the
     # are recognised (the restart emptied the script cache: reloaded transparently).
     retry = await store.ingest([ev("lost", "i99"), acked[0]], now_ms=T0)
     assert retry.accepted == 1 and retry.duplicates == ["e0"]
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_a_redis_that_stops_answering_times_out_instead_of_hanging(server):
     import os
     import signal
 
-    store = SessionStore(connect(server.url, timeout_s=0.2), StoreConfig(timeout_s=0.2))
+    store = SessionStore.connect(server.url, StoreConfig(timeout_s=0.2))
     await store.ingest([ev("a", "i1")], now_ms=T0)
     os.kill(server.process.pid, signal.SIGSTOP)  # alive, accepting nothing: the worst case
     try:
@@ -67,4 +66,4 @@ async def test_a_redis_that_stops_answering_times_out_instead_of_hanging(server)
     await store.ingest([ev("b", "i2")], now_ms=T0)
     live = await store.read(user_id=None, session_id="s1", now_ms=T0)
     assert [x[0] for x in live.items] == ["i2", "i1"]
-    await store.redis.aclose()
+    await store.aclose()

@@ -4,7 +4,6 @@ from redis.crc import key_slot
 
 from models.events import Event
 from server.keys import Keys
-from server.redis_client import connect
 from server.session_store import LiveSession, SessionStore, StoreConfig
 
 T0 = 1_800_000_000_000
@@ -16,7 +15,7 @@ def ev(event_id, item="i1", type="view", ts=T0, category="shoes", user_id=None, 
 
 
 async def _store(url, **cfg):
-    return SessionStore(connect(url, timeout_s=1.0), StoreConfig(**cfg))
+    return SessionStore.connect(url, StoreConfig(**cfg))
 
 
 async def test_ingest_then_read_round_trip(redis_url):
@@ -28,7 +27,7 @@ async def test_ingest_then_read_round_trip(redis_url):
     assert [x[:2] for x in live.items] == [("i2", "purchase"), ("i2", "add_to_cart"), ("i1", "view")]
     assert live.purchased == {"i2"} and live.returned == frozenset()
     assert live.category_affinity["shoes"] > 9.9  # 1 + 3 + 6, barely decayed
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_retried_batch_is_not_double_counted(redis_url):
@@ -42,7 +41,7 @@ async def test_retried_batch_is_not_double_counted(redis_url):
     assert await store.redis.xlen(store.keys.stream) == 3
     rows = dict(await store.trending(category=None, n=10, now_ms=T0))
     assert rows["i1"] == 6.0 and rows["i2"] == 1.0  # purchase weight once, not twice
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_returns_cancel_purchases(redis_url):
@@ -52,7 +51,7 @@ async def test_returns_cancel_purchases(redis_url):
     live = await store.read(user_id=None, session_id="s1", now_ms=T0)
     assert live.purchased == {"i1"}  # one of two returned: still bought
     assert live.returned == {"i1", "i2"}
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_recent_is_capped_newest_first_and_keys_expire(redis_url):
@@ -63,7 +62,7 @@ async def test_recent_is_capped_newest_first_and_keys_expire(redis_url):
     for key in store.keys.shopper("{s:s1}"):
         if await store.redis.exists(key):  # no return was recorded, so no `returned` set
             assert 0 < await store.redis.ttl(key) <= 600
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_affinity_decays_with_its_half_life(redis_url):
@@ -75,7 +74,7 @@ async def test_affinity_decays_with_its_half_life(redis_url):
     await store.ingest([ev("b", "i2", ts=T0 + 60_000, category="shoes")], now_ms=T0)
     assert abs((await store.read(user_id=None, session_id="s1", now_ms=T0 + 60_000))
                .category_affinity["shoes"] - 1.5) < 1e-9
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_trending_orders_by_decayed_weight_overall_and_per_category(redis_url):
@@ -86,7 +85,7 @@ async def test_trending_orders_by_decayed_weight_overall_and_per_category(redis_
     assert [i for i, _ in await store.trending(category="shoes", n=3, now_ms=T0)] == ["i3", "i1"]
     later = dict(await store.trending(category=None, n=3, now_ms=T0 + 3_600_000))
     assert abs(later["i2"] - 3.0) < 1e-6  # one half-life later
-    await store.redis.aclose()
+    await store.aclose()
 
 
 def test_a_shoppers_keys_share_one_cluster_slot():
@@ -110,7 +109,7 @@ async def test_every_key_an_ingest_writes_is_in_the_shoppers_slot_or_the_global_
     expected = {key_slot(keys.stream.encode()), key_slot(keys.shopper("{u:u1}")[0].encode()),
                 key_slot(keys.shopper("{s:anon}")[0].encode())}
     assert slots == expected
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_unknown_shopper_reads_empty(redis_url):
@@ -118,7 +117,7 @@ async def test_unknown_shopper_reads_empty(redis_url):
     assert await store.read(user_id="nobody", session_id="s0", now_ms=T0) == LiveSession(
         items=[], purchased=frozenset(), returned=frozenset(), category_affinity={})
     assert await store.trending(category="none", n=5, now_ms=T0) == []
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_a_known_user_is_keyed_by_user_across_sessions(redis_url):
@@ -128,7 +127,7 @@ async def test_a_known_user_is_keyed_by_user_across_sessions(redis_url):
     live = await store.read(user_id="u1", session_id="tablet", now_ms=T0)
     assert [x[0] for x in live.items] == ["i2", "i1"]
     assert (await store.read(user_id=None, session_id="phone", now_ms=T0)).items == []
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_category_views_feed_affinity_not_recent_items(redis_url):
@@ -138,7 +137,7 @@ async def test_category_views_feed_affinity_not_recent_items(redis_url):
     live = await store.read(user_id=None, session_id="s1", now_ms=T0)
     assert live.items == [] and live.category_affinity == {"bags": 1.0}
     assert live.purchased == frozenset()
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_read_and_ingest_are_one_command_each_on_the_wire(redis_url):
@@ -158,7 +157,7 @@ async def test_read_and_ingest_are_one_command_each_on_the_wire(redis_url):
     # (redis-py's pipeline would send one first: a second round trip).
     assert after["evalsha"] - before["evalsha"] == 1 + 3
     assert after.get("script", 0) == before.get("script", 0)
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_scripts_are_reloaded_after_a_script_flush_and_nothing_is_lost(redis_url):
@@ -169,7 +168,7 @@ async def test_scripts_are_reloaded_after_a_script_flush_and_nothing_is_lost(red
     assert result.accepted == 1 and result.duplicates == ["a"]
     await store.redis.script_flush()
     assert [x[0] for x in (await store.read(user_id=None, session_id="s1", now_ms=T0)).items] == ["i2", "i1"]
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_retry_is_recognised_across_a_dedup_bucket_boundary(redis_url):
@@ -182,7 +181,7 @@ async def test_retry_is_recognised_across_a_dedup_bucket_boundary(redis_url):
     assert await store.redis.hget(bought, "i1") == b"1"
     ids = [k.decode() for k in await store.redis.keys("vt:{s:s1}:ids:*")]
     assert len(ids) == 1 and 0 < await store.redis.ttl(ids[0]) <= 200  # bounded, unlike the session
-    await store.redis.aclose()
+    await store.aclose()
 
 
 async def test_trending_sets_stay_bounded(redis_url):
@@ -193,4 +192,4 @@ async def test_trending_sets_stay_bounded(redis_url):
         assert await store.redis.zcard(key) <= 25  # the cap plus the slack trimmed in bulk
         assert await store.redis.ttl(key) > 0
     assert len(await store.trending(category="shoes", n=100, now_ms=T0)) <= 25
-    await store.redis.aclose()
+    await store.aclose()

@@ -1,0 +1,106 @@
+"""Server CPU time per request, by request kind: where one worker's capacity goes.
+
+    .venv/bin/python -m loadtest.cost --store /path/to/models [--seconds 5]
+
+Starts one `vitrine serve` worker pinned to core 0 (Redis on core 1 with this client), then
+replays each kind of storefront request (the traffic model of loadtest/traffic.py) in a
+closed loop and reads the worker's CPU time (user + system, from /proc) before and after.
+CPU µs per request is the worker's cost of that kind; 1e6 / it is the kind's ceiling on one
+core. Unlike wall-clock latency it does not depend on the client's own speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from loadtest.bench import VITRINE, Traffic, _one, _pin, _wait_ready
+from loadtest.traffic import Catalog
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def replay(base: str, requests: list, concurrency: int, seconds: float,
+                 pid: int) -> tuple[int, float, dict]:
+    results: list = []
+    deadline = time.perf_counter() + seconds
+    position = iter(range(10**9))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker():
+            while time.perf_counter() < deadline:
+                await _one(session, base, requests[next(position) % len(requests)], results, None)
+        before = cpu_seconds(pid)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - before
+    statuses: dict = {}
+    for _, status, _ in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return len(results), cpu, {"wall": wall, "statuses": statuses}
+
+
+async def run(base: str, catalog: Catalog, args, pid: int) -> list[str]:
+    traffic = Traffic(catalog, seed=7)
+    by_kind: dict[str, list] = {}
+    for _ in range(60_000):
+        req = traffic.next()
+        by_kind.setdefault(req[3].split(":")[0] if req[3].startswith("events") else req[3], []).append(req)
+    by_kind["healthz"] = [("GET", "/healthz", None, "healthz")]
+    mixed = [traffic.next() for _ in range(60_000)]
+    rows = ["| request kind | requests | server CPU µs/request | ceiling req/s (1 core) | statuses |",
+            "| --- | ---: | ---: | ---: | --- |"]
+    # Events first so that the shoppers the recommendations ask for have live sessions.
+    for kind in ["events", *sorted(k for k in by_kind if k != "events"), "mix"]:
+        reqs = mixed if kind == "mix" else by_kind[kind]
+        await replay(base, reqs, args.concurrency, 1.0, pid)  # warm up
+        n, cpu, info = await replay(base, reqs, args.concurrency, args.seconds, pid)
+        us = cpu / max(n, 1) * 1e6
+        rows.append(f"| {kind} | {n:,} | {us:,.0f} | {1e6 / us:,.0f} | {info['statuses']} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--port", type=int, default=18081)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=5)
+    args = ap.parse_args()
+    from server.embedded_redis import EmbeddedRedis
+
+    work = Path(tempfile.mkdtemp(prefix="vitrine-cost-"))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    redis = EmbeddedRedis(work / "redis").start()
+    subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
+    server = subprocess.Popen(
+        [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(args.port), "--store", str(args.store)],
+        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
+    if _pin(1):
+        os.sched_setaffinity(0, {1})
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        _wait_ready(base)
+        import uvloop
+
+        uvloop.install()
+        asyncio.run(run(base, Catalog.from_store(args.store), args, server.pid))
+    finally:
+        server.terminate()
+        server.wait(10)
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -23,12 +23,19 @@ class Metrics:
         self.model_reloads = Gauge("vitrine_model_reloads", "Model versions loaded", registry=self.registry)
         self._request_children: dict[tuple[str, int], tuple] = {}
         self._rung_children: dict[str, Counter] = {}
+        self._event_children: dict[str, Counter] = {}
 
     def rung(self, name: str) -> None:
         child = self._rung_children.get(name)
         if child is None:
             child = self._rung_children[name] = self.rungs.labels(name)
         child.inc()
+
+    def event_outcome(self, outcome: str, n: int) -> None:
+        child = self._event_children.get(outcome)
+        if child is None:
+            child = self._event_children[outcome] = self.events.labels(outcome)
+        child.inc(n)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count and time one request. The labelled children are looked up once per

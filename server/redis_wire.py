@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 
+_pack = hiredis.pack_command  # RESP encoding in C (bytes, str, int, float arguments)
+
 
 class WireError(ConnectionError):
     """No connection to Redis, or it was lost with commands in flight."""
@@ -34,21 +36,6 @@ class WireError(ConnectionError):
 
 class ReplyError(Exception):
     """An error reply (`-ERR …`, `-NOSCRIPT …`): returned in place of that command's result."""
-
-
-def _encode(args: tuple) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, bytes):
-            b = a
-        elif isinstance(a, str):
-            b = a.encode()
-        elif isinstance(a, float):
-            b = repr(a).encode()
-        else:
-            b = str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
 
 
 class _Batch:
@@ -123,7 +110,7 @@ class WireClient:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         proto.pending.append(_Batch(future, len(commands)))
-        proto.transport.write(b"".join([_encode(c) for c in commands]))
+        proto.transport.write(b"".join([_pack(c) for c in commands]))
         if timeout_s is None:
             return await future
         timer = loop.call_later(timeout_s, _expire, future)
@@ -170,7 +157,7 @@ class WireClient:
                     self._proto = proto
                     future = loop.create_future()
                     proto.pending.append(_Batch(future, len(setup)))
-                    proto.transport.write(b"".join(_encode(c) for c in setup))
+                    proto.transport.write(b"".join([_pack(c) for c in setup]))
                     for reply in await future:
                         if isinstance(reply, ReplyError):
                             proto.fail(WireError(f"Redis refused the connection setup: {reply}"))

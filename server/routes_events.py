@@ -52,18 +52,20 @@ async def post_events(request: web.Request) -> web.Response:
             event_id = obj.get("event_id") if isinstance(obj, dict) else None
             rejected.append(Rejected(index=i, error=str(exc),
                                      event_id=event_id if isinstance(event_id, str) else None))
-    metrics.events.labels("rejected").inc(len(rejected))
+    if rejected:
+        metrics.event_outcome("rejected", len(rejected))
     if not valid:
         raise Unprocessable("no valid event in the request",
                             extra={"rejected": [msgspec.to_builtins(r) for r in rejected]})
     try:
         result = await request.app[STORE].ingest(valid, now_ms=int(time.time() * 1000))
     except StoreUnavailable as exc:
-        metrics.events.labels("unavailable").inc(len(valid))
+        metrics.event_outcome("unavailable", len(valid))
         # Not acknowledged: the client keeps the events and retries (idempotent by event_id).
         raise Unavailable(f"event store unavailable, retry later: {exc}",
                           headers={"Retry-After": "1"}) from None
-    metrics.events.labels("accepted").inc(result.accepted)
-    metrics.events.labels("duplicate").inc(len(result.duplicates))
+    metrics.event_outcome("accepted", result.accepted)
+    if result.duplicates:
+        metrics.event_outcome("duplicate", len(result.duplicates))
     return json_response(EventsAccepted(accepted=result.accepted, duplicates=result.duplicates,
                                         rejected=rejected, request_id=request_id(request)))

@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 
+from loadtest.http_client import Client, HttpError
 from loadtest.traffic import Catalog, Shopper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,14 +64,13 @@ class Traffic:
         return self.rng.choice(self.shoppers).next_request()
 
 
-async def _one(session, base, req, results, scheduled: float | None):
+async def _one(client: Client, req, results, scheduled: float | None):
     method, path, body, name = req
+    raw = client.request_bytes(method, path, body)
     start = time.perf_counter()
     try:
-        async with session.request(method, base + path, json=body) as resp:
-            await resp.read()
-            status = resp.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        status = await client.send(raw)
+    except (HttpError, TimeoutError) as exc:
         status = type(exc).__name__
     end = time.perf_counter()
     results.append((name, status, end - (scheduled if scheduled is not None else start)))
@@ -80,10 +79,10 @@ async def _one(session, base, req, results, scheduled: float | None):
 async def closed_loop(base: str, traffic: Traffic, concurrency: int, duration_s: float) -> dict:
     results: list = []
     deadline = time.perf_counter() + duration_s
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+    async with Client(base, limit=concurrency) as client:
         async def worker():
             while time.perf_counter() < deadline:
-                await _one(session, base, traffic.next(), results, None)
+                await _one(client, traffic.next(), results, None)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
@@ -93,8 +92,7 @@ async def closed_loop(base: str, traffic: Traffic, concurrency: int, duration_s:
 async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float) -> dict:
     results: list = []
     times = schedule(rate, duration_s)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512),
-                                     timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with Client(base, limit=512, timeout_s=5) as client:
         tasks = []
         t0 = time.perf_counter() + 0.05
         for offset in times:
@@ -102,7 +100,7 @@ async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float)
             delay = at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(session, base, traffic.next(), results, at)))
+            tasks.append(asyncio.create_task(_one(client, traffic.next(), results, at)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
     return _summary(results, elapsed)

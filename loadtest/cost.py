@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 from loadtest.bench import VITRINE, Traffic, _one, _pin, _wait_ready
+from loadtest.http_client import Client
 from loadtest.traffic import Catalog
 
 
@@ -35,10 +34,10 @@ async def replay(base: str, requests: list, concurrency: int, seconds: float,
     results: list = []
     deadline = time.perf_counter() + seconds
     position = iter(range(10**9))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+    async with Client(base, limit=concurrency) as client:
         async def worker():
             while time.perf_counter() < deadline:
-                await _one(session, base, requests[next(position) % len(requests)], results, None)
+                await _one(client, requests[next(position) % len(requests)], results, None)
         before = cpu_seconds(pid)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

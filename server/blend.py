@@ -96,7 +96,9 @@ def query_vector(model: ServingModel, q: Query, live: LiveSession | None, cfg: B
             vec = cfg.session_weight * s if vec is None else vec + cfg.session_weight * s
             rung = rung or "session"
     ctx = [i for i in (model.art.item_index.get(c) for c in q.context_items) if i is not None]
-    if ctx and (c := _unit(model.item_factors[ctx].mean(axis=0))) is not None:
+    # The sum, not the mean: the same unit vector, without numpy's mean (~10 µs).
+    if ctx and (c := _unit(model.item_factors[ctx[0]] if len(ctx) == 1
+                           else model.item_factors[ctx].sum(axis=0))) is not None:
         vec = cfg.context_weight * c if vec is None else vec + cfg.context_weight * c
         rung = rung or "context"
     if vec is None:
@@ -151,8 +153,11 @@ def _diverse_top(items: np.ndarray, scores: np.ndarray, cats: np.ndarray, k: int
     """Best-first, at most ceil(share·k) items per category; tops up past the cap if short.
     Only the best 8·k candidates are considered (a whole category can be thousands)."""
     best = min(items.size, max(8 * k, 64))
-    head = np.argpartition(-scores, best - 1)[:best] if best < items.size else np.arange(items.size)
-    order = head[np.argsort(-scores[head], kind="stable")].tolist()
+    if items.size <= 256:  # the usual ANN candidates: one small sort beats partition + sort
+        order = np.argsort(-scores, kind="stable")[:best].tolist()
+    else:
+        head = np.argpartition(-scores, best - 1)[:best]
+        order = head[np.argsort(-scores[head], kind="stable")].tolist()
     cap = max(1, math.ceil(share * k))
     taken, counts, spill = [], {}, []
     cat_list = cats.tolist()
@@ -182,8 +187,7 @@ def _candidates(model: ServingModel, vec: np.ndarray, q: Query, excluded: list[i
         if pool.size <= cfg.exact_category_max:
             return pool, model.item_factors[pool] @ vec
     n = min(model.art.index.ntotal, cfg.candidates + len(excluded))
-    scores, items = model.art.index.search(vec[None, :], n)
-    scores, items = scores[0], items[0]
+    scores, items = model.search(vec, n)
     keep = items >= 0
     if code is not None:
         keep &= model.item_category[np.maximum(items, 0)] == code
@@ -293,12 +297,11 @@ def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[
     hit = model.memo.get(key)
     if hit is not None:
         return hit
-    vec = _unit(model.item_factors[item_indices].mean(axis=0))
+    vec = _unit(model.item_factors[item_indices].sum(axis=0))
     if vec is None:
         return [], []
     n = min(model.art.index.ntotal, k + len(item_indices) + 32)
-    scores, items = model.art.index.search(vec[None, :].astype(np.float32), n)
-    items, scores = items[0], scores[0]
+    scores, items = model.search(vec, n)
     ok = items >= 0
     items, scores = items[ok], scores[ok]
     keep = servable(model, items, list(item_indices))

@@ -28,7 +28,7 @@ class BlendConfig:
     user_weight: float = 0.5
     session_weight: float = 1.0
     context_weight: float = 1.0
-    affinity_weight: float = 0.5  # live category affinity added to the normalised score
+    affinity_weight: float = 0.25  # live category affinity added to the normalised score
     # FAISS top-N before filters. The search's cost grows with N; 100 leaves room for the
     # filters and the diversity cap at the default k (10) and at max_k.
     candidates: int = 100

@@ -10,9 +10,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 def test_environment_overrides_and_types():
     s = Settings.from_env({"VITRINE_DEADLINE_MS": "35", "REDIS_URL": "redis://h:6379/1",
-                           "VITRINE_MODEL_STORE": "/srv/models", "VITRINE_AFFINITY_WEIGHT": "0.25"})
+                           "VITRINE_MODEL_STORE": "/srv/models", "VITRINE_AFFINITY_WEIGHT": "0.4"})
     assert s.deadline_ms == 35 and s.redis_url == "redis://h:6379/1"
-    assert s.model_store == Path("/srv/models") and s.blend.affinity_weight == 0.25
+    assert s.model_store == Path("/srv/models") and s.blend.affinity_weight == 0.4
     assert s.store.timeout_s == s.redis_timeout_ms / 1000
 
 

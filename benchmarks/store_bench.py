@@ -10,6 +10,7 @@ purchases, a dozen affinity categories); ingests are new events for a rotating s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import time
@@ -19,7 +20,6 @@ import uvloop
 
 from models.events import Event
 from server.embedded_redis import EmbeddedRedis
-from server.redis_client import connect
 from server.session_store import SessionStore, StoreConfig
 
 T0 = 1_800_000_000_000
@@ -47,9 +47,22 @@ async def _timed(calls: int, make_call) -> list[float]:
     return samples
 
 
+async def _cpu_per_call(calls: int, make_call, concurrency: int = 16) -> float:
+    """This process's CPU µs per call with `concurrency` calls in flight (as under load):
+    the event-loop time a client costs the server, whatever Redis' own speed."""
+    counter = iter(range(calls))
+
+    async def worker() -> None:
+        for i in counter:
+            await make_call(i)
+    start = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.process_time() - start) / calls * 1e6
+
+
 async def run(calls: int, data_dir: Path) -> list[str]:
     server = EmbeddedRedis(data_dir).start()
-    store = SessionStore(connect(server.url, timeout_s=1.0), StoreConfig())
+    store = SessionStore.connect(server.url, StoreConfig(timeout_s=1.0))
     try:
         # A full session for the read: 200 events, so `recent` is at its cap of 50.
         await store.ingest([_event(n, 0, T0 + n) for n in range(200)], now_ms=T0 + 200)
@@ -60,8 +73,12 @@ async def run(calls: int, data_dir: Path) -> list[str]:
             events = [_event(next(counter), n % 1000, T0 + 2_000) for n in range(batch)]
             await store.ingest(events, now_ms=T0 + 2_000)
 
+        await store.redis.set("k", "v")
+        cpu = {name: await _cpu_per_call(calls, call) for name, call in (
+            ("redis-py asyncio (hiredis)", lambda i: store.redis.get("k")),
+            ("server.redis_wire", lambda i: store.wire.call("GET", "k")))}
         rows = [
-            _summary("baseline: PING, same client", await _timed(calls, lambda i: store.redis.ping())),
+            _summary("baseline: PING, same client", await _timed(calls, lambda i: store.ping())),
             _summary("read (full session)", await _timed(
                 calls, lambda i: store.read(user_id="u0", session_id="s0", now_ms=T0 + 1_000))),
             _summary("read (unknown shopper)", await _timed(
@@ -72,9 +89,9 @@ async def run(calls: int, data_dir: Path) -> list[str]:
                 calls, lambda i: store.trending(category=None, n=20, now_ms=T0 + 3_000))),
         ]
     finally:
-        await store.redis.aclose()
+        await store.aclose()
         server.stop()
-    return rows
+    return rows, cpu
 
 
 def main() -> None:
@@ -82,10 +99,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = uvloop.run(run(args.calls, Path(tmp)))
+        rows, cpu = uvloop.run(run(args.calls, Path(tmp)))
     print("| call | calls | median ms | p99 ms | calls/s (sequential) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
+    print()
+    print("Client CPU per GET, 16 in flight (the hot path's cost on the server's event loop):")
+    print()
+    print("| client | CPU µs per GET |")
+    print("| --- | ---: |")
+    for name, us in cpu.items():
+        print(f"| {name} | {us:.0f} |")
 
 
 if __name__ == "__main__":

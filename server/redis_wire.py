@@ -1,20 +1,19 @@
 """A lean Redis connection for the request hot path: one multiplexed, pipelining connection
 whose replies hiredis parses.
 
-Why not redis-py's asyncio client here: on this 2-core VM it spends ~170 µs of CPU per GET
-(connection pool, retry wrapper, event dispatch, observability hooks, per-read timeouts),
-against ~65 µs for the same round trip on a bare asyncio protocol with hiredis
-(benchmarks/redis_client_bench.py). At thousands of requests a second on one core that
-difference is a third of the budget. redis-py stays the client for everything off the hot
-path (exports, admin, tests); this module only sends commands and matches replies.
+Why not redis-py's asyncio client here: its connection pool, retry wrapper and per-command
+bookkeeping cost ~70 µs of CPU per GET with 16 in flight, against ~11 µs on this bare asyncio
+protocol (benchmarks/results/store_latency.md). At thousands of requests a second on one core
+that difference is a sizeable share of the budget. redis-py stays the client for everything
+off the hot path (exports, admin, tests); this module only sends commands and matches replies.
 
 Every command of every request goes down one connection (Redis answers in order, so replies
 are matched first-in first-out), which also pipelines concurrent requests for free. A caller
-bounds its wait with asyncio.timeout; a reply that arrives after its caller gave up is
-dropped. If the oldest unanswered command is older than `stall_s`, the connection is presumed
-dead (a Redis stopped or partitioned without a reset), closed, and every waiter fails; the
-next call reconnects. While Redis is down, calls fail at once for `retry_after_s` instead of
-each waiting for its own connect.
+bounds its wait with `timeout_s` (a timer handle); a reply that arrives after its caller gave
+up is dropped. If the oldest unanswered command is older than `stall_s`, the connection is
+presumed dead (a Redis stopped or partitioned without a reset), closed, and every waiter
+fails; the next call reconnects. While Redis is down, calls fail at once for `retry_after_s`
+instead of each waiting for its own connect.
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ def _score_in_chunks(queries: np.ndarray, items: np.ndarray, exclude: list[np.nd
     """Exact top-`TOP` items per query by inner product, without each query's excluded items.
 
     FAISS's blocked exact search (one sgemm per block and a heap) is ~7× faster than numpy's
-    matmul + argpartition over a 1M-item catalog; it searches deep enough to drop the largest
-    exclusion list and still keep TOP. Rows that run out are padded with -1 (never a hit).
+    matmul + argpartition over a 1M-item catalog, and at 2,000 queries faster than
+    `training.topk` too; it searches deep enough to drop the largest exclusion list and still
+    keep TOP. Rows that run out are padded with -1 (never a hit).
     """
     depth = min(items.shape[0], TOP + max((len(e) for e in exclude), default=0) + 32)
     _, found = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),

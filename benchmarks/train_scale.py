@@ -1,7 +1,7 @@
 """Training at scale: a synthetic log of 1M items and 10M events, the whole pipeline timed
 stage by stage, against the bare implicit fit + FAISS build measured in the same run.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/train_scale.py --items 1000000 --events 10000000
+    flock /tmp/vitrine-bench.lock env OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/train_scale.py
 
 Writes benchmarks/results/train_scale.md. Peak memory is the process's max RSS.
 """
@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from training.als import fit_als  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
+from training.index import ivf_nlist  # noqa: E402
 from training.interactions import confidence_matrix  # noqa: E402
 from training.pipeline import train  # noqa: E402
 from training.readers import read_events  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> None:
     _, items = fit_als(matrix, config)
     bare_fit = time.perf_counter() - t
     t = time.perf_counter()
-    nlist = int(4 * np.sqrt(items.shape[0]))
+    nlist = ivf_nlist(items.shape[0])  # the same index as the pipeline's
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(items.shape[1]), items.shape[1], nlist,
                              faiss.METRIC_INNER_PRODUCT)
     ivf.train(items[np.random.default_rng(0).choice(items.shape[0], min(items.shape[0], 64 * nlist),
@@ -79,12 +80,13 @@ def main() -> None:
     bare = bare_fit + bare_index
 
     m = result.manifest
+    command = shlex.join(["flock", "/tmp/vitrine-bench.lock", "env", "OPENBLAS_NUM_THREADS=1",
+                          ".venv/bin/python", "benchmarks/train_scale.py", *sys.argv[1:]])
     sg = m["metrics"]["strong_generalization"]
     lines = [
         "# Training at scale",
         "",
-        f"Command: `OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/train_scale.py "
-        f"{shlex.join(sys.argv[1:])}`",
+        f"Command: `{command}`",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; date {time.strftime('%Y-%m-%d')}",
         "",

@@ -2,7 +2,7 @@
 
 Strong generalization (the serving situation for a new or anonymous shopper): held-out users
 are absent from training; 80% of each one's positives are folded in with the same
-`models.foldin.fold_in` the server uses, and the other 20% are the targets. Temporal: train on
+`models.foldin.FoldIn` the server uses, and the other 20% are the targets. Temporal: train on
 the past, predict each user's purchases after a cutoff from their trained vector.
 Recall@k is normalised by min(k, |targets|) so that a perfect ranking scores 1.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.events import EventType
-from models.foldin import fold_in, gram_matrix
+from models.foldin import FoldIn, gram_matrix
 from training.config import TrainConfig
 from training.eventlog import TYPE_CODE, EventLog
 from training.interactions import confidence_matrix
@@ -43,28 +43,40 @@ def ranking_metrics(top: np.ndarray, targets: list[np.ndarray], n_items: int) ->
             "ndcg@100": float(np.mean(ndcg)), "coverage@20": float(coverage)}
 
 
+def _without_excluded(ranked: np.ndarray, exclude: list[np.ndarray], n_items: int) -> np.ndarray:
+    """The first `TOP` items of each row of `ranked` that are not in that row's `exclude`,
+    padded with -1 (never a hit). One `np.isin` on (row, item) keys instead of one per row."""
+    rows = np.arange(ranked.shape[0], dtype=np.int64)
+    keys = rows[:, None] * n_items + ranked
+    excluded_keys = np.concatenate([np.zeros(0, np.int64)] + [
+        r * n_items + np.asarray(e, np.int64) for r, e in zip(rows, exclude, strict=True)])
+    drop = (ranked < 0) | np.isin(keys, excluded_keys)
+    order = np.argsort(drop, axis=1, kind="stable")[:, :TOP]  # kept items first, in rank order
+    out = np.where(np.take_along_axis(drop, order, axis=1), -1, np.take_along_axis(ranked, order, axis=1))
+    if out.shape[1] < TOP:
+        out = np.hstack([out, np.full((out.shape[0], TOP - out.shape[1]), -1, out.dtype)])
+    return out
+
+
 def _popularity_top(popularity: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:
     """The most popular items each user hasn't interacted with (ranks only the head)."""
     head = np.argsort(-popularity, kind="stable")[: TOP + max(len(e) for e in exclude)]
-    return np.stack([head[~np.isin(head, e)][:TOP] for e in exclude])
+    return _without_excluded(np.tile(head, (len(exclude), 1)), exclude, popularity.size)
 
 
 def _score_in_chunks(queries: np.ndarray, items: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:
     """Exact top-`TOP` items per query by inner product, without each query's excluded items.
 
     FAISS's blocked exact search (one sgemm per block and a heap) is ~7× faster than numpy's
-    matmul + argpartition over a 1M-item catalog; it searches deep enough to drop the largest
-    exclusion list and still keep TOP. Rows that run out are padded with -1 (never a hit).
+    matmul + argpartition over a 1M-item catalog, and at 2,000 queries faster than
+    `training.topk` too; it searches deep enough to drop the largest exclusion list and still
+    keep TOP. Rows that run out are padded with -1 (never a hit).
     """
     depth = min(items.shape[0], TOP + max((len(e) for e in exclude), default=0) + 32)
     _, found = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
                          np.ascontiguousarray(items, dtype=np.float32), depth,
                          metric=faiss.METRIC_INNER_PRODUCT)
-    out = np.full((found.shape[0], TOP), -1, dtype=np.int64)
-    for row, (cands, excluded) in enumerate(zip(found, exclude, strict=True)):
-        keep = cands[(cands >= 0) & ~np.isin(cands, excluded)][:TOP]
-        out[row, : keep.size] = keep
-    return out
+    return _without_excluded(found.astype(np.int64), exclude, items.shape[0])
 
 
 def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, seed: int) -> dict:
@@ -77,10 +89,13 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     if n_held < 1:
         raise ValueError("too few users with enough positives to evaluate")
     held = rng.choice(eligible, size=n_held, replace=False)
-    train_rows = np.setdiff1d(np.arange(matrix.shape[0]), held)
+    in_train = np.ones(matrix.shape[0], dtype=bool)
+    in_train[held] = False
+    train_rows = np.flatnonzero(in_train)
     train = matrix[train_rows]
     user_factors, item_factors = fit(train, config)
-    gram = gram_matrix(item_factors)
+    gram = gram_matrix(item_factors)  # 1M × 64 in float64: ~0.7 s, so computed once and passed on
+    solve = FoldIn(item_factors, gram, regularization=config.regularization, alpha=config.alpha)
     popularity = item_popularity(train)
     queries, folded, targets = [], [], []
     for u in held:
@@ -89,8 +104,7 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
         n_in = int(round(config.eval_fold_in * order.size))
         fin, tgt = order[:n_in], order[n_in:]
         items, weights = matrix.indices[start:end], matrix.data[start:end]
-        queries.append(fold_in(item_factors, gram, items[fin], weights[fin],
-                               regularization=config.regularization, alpha=config.alpha))
+        queries.append(solve(items[fin], weights[fin]))
         folded.append(items[fin])
         targets.append(items[tgt])
     # Items with no training signal have zero vectors and can't be recommended; they only tie
@@ -102,7 +116,7 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     return {"model": ranking_metrics(model_top, targets, n_items),
             "popularity": ranking_metrics(pop_top, targets, n_items),
             "users": int(n_held),
-            "fit": {"user_factors": user_factors, "item_factors": item_factors,
+            "fit": {"user_factors": user_factors, "item_factors": item_factors, "gram": gram,
                     "train_rows": train_rows, "held": held}}
 
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from models import artifact
 from models.events import EventType
-from models.foldin import fold_in, gram_matrix
+from models.foldin import FoldIn, gram_matrix
 from training.als import fit_als
 from training.config import TrainConfig
 from training.evaluate import strong_generalization, summarize, temporal
@@ -64,13 +64,12 @@ def consumable_items(log: EventLog, matrix_shape: tuple[int, int], share: float)
 def _complete_eval_fit(matrix: sp.csr_matrix, config: TrainConfig, fit: dict) -> tuple:
     """The evaluation's factors for all users: held-out users folded in with all their items."""
     item_factors = fit["item_factors"]
-    gram = gram_matrix(item_factors)
+    solve = FoldIn(item_factors, fit["gram"], regularization=config.regularization, alpha=config.alpha)
     user_factors = np.zeros((matrix.shape[0], item_factors.shape[1]), dtype=np.float32)
     user_factors[fit["train_rows"]] = fit["user_factors"]
     for u in fit["held"]:
         row = slice(matrix.indptr[u], matrix.indptr[u + 1])
-        user_factors[u] = fold_in(item_factors, gram, matrix.indices[row], matrix.data[row],
-                                  regularization=config.regularization, alpha=config.alpha)
+        user_factors[u] = solve(matrix.indices[row], matrix.data[row])
     return user_factors, item_factors
 
 
@@ -88,7 +87,7 @@ def train(
     with timer.stage("interactions"):
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
     metrics: dict = {}
-    factors = None
+    factors = gram = None
     if config.evaluate:
         with timer.stage("evaluate"):
             runs = [strong_generalization(matrix, config, fit_als, seed)
@@ -99,6 +98,7 @@ def train(
         first = [run.pop("fit") for run in runs][0]
         if first["held"].size <= config.reuse_eval_fit_max_share * matrix.shape[0]:
             factors = _complete_eval_fit(matrix, config, first)
+            gram = first["gram"]
     with timer.stage("fit"):
         user_factors, item_factors = factors or fit_als(matrix, config)
     with timer.stage("index"):
@@ -107,7 +107,7 @@ def train(
             target_recall=config.index_target_recall, seed=config.random_state)
     with timer.stage("segments"):
         popularity = item_popularity(matrix)
-        gram = gram_matrix(item_factors)
+        gram = gram if gram is not None else gram_matrix(item_factors)
         consumable = consumable_items(log, matrix.shape, config.consumable_repeat_share)
         segments = rfm_segments(log)
 

@@ -9,6 +9,7 @@ printed as is. Events are deduplicated by `event_id` (the server's export is at-
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from models.events import EVENT_TYPES, ITEM_EVENT_TYPES
 from training.catalog import Catalog, apply_catalog
+from training.dedup import first_occurrences
 from training.eventlog import EventLog
 from training.mapping import NATIVE, ColumnMapping
 
@@ -175,7 +177,8 @@ def _read_one(path: Path, mapping: ColumnMapping, policy: str, report: ReadRepor
     }
     if "event_id" in table.column_names:
         cols["event_id"] = text("event_id")
-    return pa.table(cols).filter(pa.array(keep))
+    table = pa.table(cols)
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _np_bool(arr: pa.Array) -> np.ndarray:
@@ -213,7 +216,7 @@ def _numeric(table, col, typ, default, checks, valid) -> np.ndarray:
     if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):  # typed: no parsing
         vals = pc.fill_null(pc.cast(raw, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         empty = np.isnan(vals)
-        bad = ~empty & ~valid(np.nan_to_num(vals, nan=1.0))
+        bad = ~empty & ~valid(np.where(empty, 1.0, vals))
         checks.append((col, f"invalid {col}", bad))
         return np.where(empty | bad, default, vals).astype(typ.to_pandas_dtype())
     text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
@@ -222,7 +225,7 @@ def _numeric(table, col, typ, default, checks, valid) -> np.ndarray:
     num = pc.cast(pc.if_else(ok, text, None), pa.float64())
     vals = pc.fill_null(num, np.nan).to_numpy(zero_copy_only=False)
     # Unparsable text is caught by `ok`; `valid` judges the parsed values only.
-    bad = ~empty & (~_np_bool(ok) | ~valid(np.nan_to_num(vals, nan=1.0)))
+    bad = ~empty & (~_np_bool(ok) | ~valid(np.where(np.isnan(vals), 1.0, vals)))
     checks.append((col, f"invalid {col}", bad))
     vals = np.where(empty | bad, default, vals)
     return vals.astype(typ.to_pandas_dtype())
@@ -230,14 +233,10 @@ def _numeric(table, col, typ, default, checks, valid) -> np.ndarray:
 
 def _dedup(table: pa.Table, report: ReadReport) -> pa.Table:
     """Keep the first row of each event_id (rows without one are all kept)."""
-    ids = pc.dictionary_encode(table["event_id"].combine_chunks()).indices
-    codes = pc.fill_null(ids, -1).to_numpy(zero_copy_only=False)
-    has_id = codes >= 0
-    _, first = np.unique(codes[has_id], return_index=True)
-    keep = ~has_id
-    keep[np.flatnonzero(has_id)[first]] = True
-    report.duplicates += int(table.num_rows - keep.sum())
-    return table.filter(pa.array(keep))
+    keep = first_occurrences(table["event_id"])
+    duplicates = int(table.num_rows - keep.sum())
+    report.duplicates += duplicates
+    return table.filter(pa.array(keep)) if duplicates else table
 
 
 def _encode(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
@@ -250,18 +249,20 @@ def _to_eventlog(table: pa.Table, catalog: Catalog | None) -> EventLog:
     ts = table["ts"].to_numpy()
     if ts.size and (np.diff(ts) < 0).any():  # logs are usually written in time order already
         table = table.sort_by("ts")
-    user, user_ids = _encode(table["user_id"])
-    item, item_ids = _encode(table["item_id"])
+    # Three independent hash-table builds (~2 s, 1 s, 0.2 s on 10M events): Arrow releases the
+    # GIL, so on a 2-core machine the first runs beside the other two.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (item, item_ids), (user, user_ids), (cat_codes, cat_names) = pool.map(
+            _encode, [table["item_id"], table["user_id"], table["category"]])
     typ = pc.index_in(table["type"], pa.array(EVENT_TYPES)).to_numpy(zero_copy_only=False).astype(np.int8)
     price = table["price"].to_numpy().astype(np.float32)
     # Item metadata from the events themselves: the last category and price seen.
-    cat_codes, cat_names = _encode(table["category"])
-    item_category: list[str | None] = [None] * len(item_ids)
+    newest = np.full(len(item_ids), -1, dtype=np.int64)  # row of each item's newest categorised event
+    has = np.flatnonzero((item >= 0) & (cat_codes >= 0))
+    np.maximum.at(newest, item[has], has)  # rows are in time order
+    names = np.array(cat_names + [None], dtype=object)  # code -1 (no category) → None
+    item_category: list[str | None] = names[np.where(newest >= 0, cat_codes[newest], -1)].tolist()
     item_price = np.full(len(item_ids), np.nan, dtype=np.float32)
-    has = np.flatnonzero((item >= 0) & (cat_codes >= 0))[::-1]  # newest first (sorted by ts)
-    items_with_cat, newest = np.unique(item[has], return_index=True)
-    for i, c in zip(items_with_cat.tolist(), cat_codes[has][newest].tolist(), strict=True):
-        item_category[i] = cat_names[c]
     priced = (item >= 0) & ~np.isnan(price)
     item_price[item[priced]] = price[priced]
     log = EventLog(

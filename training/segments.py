@@ -45,9 +45,10 @@ def rfm_segments(log: EventLog) -> dict:
     last = np.zeros(users.size, np.int64)
     np.maximum.at(last, inverse, buys.ts)
     # Frequency counts distinct purchase days: one basket of five items is one visit.
-    day = buys.ts // DAY_MS
-    pair = np.unique(np.stack([inverse, day]), axis=1)
-    frequency = np.bincount(pair[0], minlength=users.size)
+    day = buys.ts // DAY_MS - buys.ts.min() // DAY_MS
+    span = int(day.max()) + 1
+    visits = np.unique(inverse.astype(np.int64) * span + day)  # distinct (customer, day), as one int
+    frequency = np.bincount(visits // span, minlength=users.size)
     first = np.full(users.size, np.iinfo(np.int64).max)
     np.minimum.at(first, inverse, buys.ts)
     spend = np.nan_to_num(buys.price.astype(np.float64)) * buys.quantity

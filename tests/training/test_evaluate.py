@@ -1,8 +1,10 @@
+import faiss
 import numpy as np
 import pytest
 
-from training.evaluate import ranking_metrics
-from training.index import build_index, recall_at_k
+from training.evaluate import TOP, _without_excluded, ranking_metrics
+from training.index import build_index, predicted_recall, recall_at_k
+from training.topk import exact_top_k
 
 
 def test_recall_is_normalised_by_min_k_targets():
@@ -33,3 +35,28 @@ def test_ivf_index_reaches_target_recall_on_clustered_factors():
     _, a = index.search(users[:100], 50)
     _, e = flat.search(users[:100], 50)
     assert recall_at_k(a, e) >= 0.9
+
+
+def test_predicted_recall_is_what_the_search_measures():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(40, 16))
+    items = (centres[rng.integers(0, 40, 20_000)] + 0.4 * rng.normal(size=(20_000, 16))).astype(np.float32)
+    queries = (centres[rng.integers(0, 40, 200)] + 0.4 * rng.normal(size=(200, 16))).astype(np.float32)
+    index, info = build_index(items, queries, exact_max_items=1000, target_recall=0.95)
+    ivf = faiss.extract_index_ivf(index)
+    exact = exact_top_k(queries, items, 50)
+    steps = [1, 4, 16, 64]
+    measured = []
+    for nprobe in steps:
+        ivf.nprobe = nprobe
+        measured.append(recall_at_k(ivf.search(queries, 50)[1], exact))
+    assert predicted_recall(ivf, queries, exact, steps) == pytest.approx(measured, abs=1e-3)
+    assert measured[0] < 0.9 < measured[-1]  # the steps span the interesting range
+
+
+def test_excluded_items_are_dropped_and_rows_padded():
+    ranked = np.array([[5, 3, 9, -1, 7], [1, 2, 3, 4, 5]])
+    out = _without_excluded(ranked, [np.array([3, 7]), np.array([], np.int64)], n_items=10)
+    assert out.shape == (2, TOP)
+    assert out[0, :3].tolist() == [5, 9, -1] and (out[0, 2:] == -1).all()
+    assert out[1, :5].tolist() == [1, 2, 3, 4, 5] and (out[1, 5:] == -1).all()

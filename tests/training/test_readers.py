@@ -107,3 +107,17 @@ def test_movielens_real_dataset():
     assert report.below_threshold == len(rows) - len(positives)
     assert log.n_users == len({r["userId"] for r in positives})
     assert log.item_category[log.item_ids.index("1")] == "Adventure"  # Toy Story's first genre
+
+
+def test_item_category_is_the_newest_seen_and_duplicates_keep_the_first(tmp_path):
+    header = "event_id,session_id,type,ts,user_id,item_id,category\n"
+    body = ("e1,s1,view,1700000000003,u1,i1,shoes\n"
+            "e2,s1,view,1700000000001,u1,i1,boots\n"
+            "e3,s1,view,1700000000002,u2,i2,\n"
+            "e2,s9,view,1700000000009,u9,i9,hats\n"  # a re-export of e2: dropped, i9 never appears
+            "e4,s1,view,1700000000004,u2,i2,bags\n")
+    log, report = read_events(_csv(tmp_path, body, header))
+    assert report.duplicates == 1 and len(log) == 4
+    assert log.item_ids == ["i1", "i2"] and log.user_ids == ["u1", "u2"]
+    assert log.item_category == ["shoes", "bags"]
+    assert log.ts.tolist() == sorted(log.ts.tolist())

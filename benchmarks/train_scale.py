@@ -21,12 +21,11 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.als import fit_als  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.index import ivf_nlist  # noqa: E402
+from training.index import ivf_nlist, new_ivf  # noqa: E402
 from training.interactions import confidence_matrix  # noqa: E402
 from training.pipeline import train  # noqa: E402
 from training.readers import read_events  # noqa: E402
@@ -71,8 +70,7 @@ def main() -> None:
     bare_fit = time.perf_counter() - t
     t = time.perf_counter()
     nlist = ivf_nlist(items.shape[0])  # the same index as the pipeline's
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(items.shape[1]), items.shape[1], nlist,
-                             faiss.METRIC_INNER_PRODUCT)
+    ivf = new_ivf(items.shape[1], nlist)
     ivf.train(items[np.random.default_rng(0).choice(items.shape[0], min(items.shape[0], 64 * nlist),
                                                     replace=False)])
     ivf.add(items)

@@ -29,7 +29,7 @@ def test_ivf_index_reaches_target_recall_on_clustered_factors():
     items = (centres[rng.integers(0, 40, 20_000)] + 0.4 * rng.normal(size=(20_000, 16))).astype(np.float32)
     users = (centres[rng.integers(0, 40, 500)] + 0.4 * rng.normal(size=(500, 16))).astype(np.float32)
     index, info = build_index(items, users, exact_max_items=1000, target_recall=0.95)
-    assert info.kind == "ivf_flat_ip" and info.recall_at_50 >= 0.95
+    assert info.kind == "ivf_fp16_ip" and info.recall_at_50 >= 0.95
     flat, flat_info = build_index(items, users, exact_max_items=10**6, target_recall=0.95)
     assert flat_info.kind == "flat_ip"
     _, a = index.search(users[:100], 50)

@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--probe-seconds", type=float, default=10)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--fractions", default="0.8", help="fixed rates as fractions of the probed max")
+    ap.add_argument("--rates", default="", help="also these fixed rates (req/s), e.g. 1000,1150")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "server_latency")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
@@ -190,8 +191,11 @@ async def _run(base: str, catalog: Catalog, args) -> dict:
     probe = await closed_loop(base, Traffic(catalog, seed=1), args.concurrency, args.probe_seconds)
     floor = await closed_loop(base, Traffic(None), args.concurrency, args.probe_seconds)
     runs = []
-    for fraction in (float(f) for f in args.fractions.split(",")):
-        rate = probe["rate"] * fraction
+    targets = [(float(f), probe["rate"] * float(f)) for f in args.fractions.split(",") if f]
+    targets += [(float(r) / probe["rate"], float(r)) for r in args.rates.split(",") if r]
+    # Slowest first: a saturated run's aftermath (Redis and the worker catching up) can't
+    # spill into a slower one.
+    for fraction, rate in sorted(targets, key=lambda t: t[1]):
         runs.append({"fraction": fraction, "target_rate": rate,
                      "storefront": await open_loop(base, Traffic(catalog, seed=2), rate, args.seconds),
                      "healthz": await open_loop(base, Traffic(None), rate, args.seconds)})

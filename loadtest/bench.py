@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,7 @@ def main() -> None:
         server.terminate()
         server.wait(10)
         redis.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the trained model and Redis data
     _write(report, args, catalog)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -99,6 +100,7 @@ def main() -> None:
         server.terminate()
         server.wait(10)
         redis.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the trained model and Redis data
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +142,30 @@ def _wait_ready(base: str, timeout_s: float = 60) -> None:
     raise RuntimeError("server did not become ready")
 
 
+@contextlib.contextmanager
+def pinned_server(store: Path, port: int, work: Path, env: dict) -> Iterator[subprocess.Popen]:
+    """Redis and one `vitrine serve` worker on core 0; Redis and this process (the load) on
+    core 1, so the worker has a core to itself. Yields the worker once it is ready; stops
+    both and removes `work` (Redis data, a model trained there) afterwards."""
+    from server.embedded_redis import EmbeddedRedis
+
+    redis = EmbeddedRedis(work / "redis").start()
+    subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
+    server = subprocess.Popen(
+        [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(port), "--store", str(store)],
+        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
+    if _pin(1):
+        os.sched_setaffinity(0, {1})
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}")
+        yield server
+    finally:
+        server.terminate()
+        server.wait(10)
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=100_000)
@@ -162,29 +188,12 @@ def main() -> None:
         subprocess.run([*VITRINE, "train", "--items", str(args.items), "--users", str(args.users),
                         "--n-events", str(args.events), "--no-eval", "--store", str(store)],
                        check=True, env=env, stdout=subprocess.DEVNULL)
-    from server.embedded_redis import EmbeddedRedis
-
-    redis = EmbeddedRedis(work / "redis")
-    redis.start()
-    subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
-    server = subprocess.Popen(
-        [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(args.port), "--store", str(store)],
-        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
-    if _pin(1):
-        os.sched_setaffinity(0, {1})
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        _wait_ready(base)
+    with pinned_server(store, args.port, work, env):
         catalog = Catalog.from_store(store)
         import uvloop
 
         uvloop.install()
-        report = asyncio.run(_run(base, catalog, args))
-    finally:
-        server.terminate()
-        server.wait(10)
-        redis.stop()
-        shutil.rmtree(work, ignore_errors=True)  # the trained model and Redis data
+        report = asyncio.run(_run(f"http://127.0.0.1:{args.port}", catalog, args))
     _write(report, args, catalog)
 
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import VITRINE, Traffic, _one, _pin, _wait_ready
+from loadtest.bench import Traffic, _one, pinned_server
 from loadtest.http_client import Client
 from loadtest.traffic import Catalog
 
@@ -78,29 +76,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5)
     args = ap.parse_args()
-    from server.embedded_redis import EmbeddedRedis
-
     work = Path(tempfile.mkdtemp(prefix="vitrine-cost-"))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    redis = EmbeddedRedis(work / "redis").start()
-    subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
-    server = subprocess.Popen(
-        [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(args.port), "--store", str(args.store)],
-        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
-    if _pin(1):
-        os.sched_setaffinity(0, {1})
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        _wait_ready(base)
+    with pinned_server(args.store, args.port, work, env) as server:
         import uvloop
 
         uvloop.install()
-        asyncio.run(run(base, Catalog.from_store(args.store), args, server.pid))
-    finally:
-        server.terminate()
-        server.wait(10)
-        redis.stop()
-        shutil.rmtree(work, ignore_errors=True)  # the trained model and Redis data
+        asyncio.run(run(f"http://127.0.0.1:{args.port}", Catalog.from_store(args.store), args, server.pid))
 
 
 if __name__ == "__main__":

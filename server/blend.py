@@ -287,7 +287,7 @@ def top_up(model: ServingModel, ranked: Ranked, q: Query, live: LiveSession | No
                   ranked.reasons + more.reasons, ranked.rung)
 
 
-MEMO_MAX = 50_000  # entries of ServingModel.memo (~1 kB each at k = 10)
+MEMO_MAX = 50_000  # entries of ServingModel.memo: bounded memory, cleared when full
 
 
 def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[int], list[float]]:

@@ -28,7 +28,6 @@ log = logging.getLogger("vitrine.model")
 class ServingModel:
     art: artifact.ModelArtifact
     item_category: np.ndarray  # int32 category code per item, -1 when unknown
-    category_name: list[str | None]  # per item, for answers (no numpy scalar per field)
     categories: list[str]
     category_code: dict[str, int]
     available: np.ndarray  # bool: in stock
@@ -78,7 +77,6 @@ class ServingModel:
         norms = np.linalg.norm(art.user_factors[: 10_000], axis=1) if art.user_factors.shape[0] else [1.0]
         return cls(
             art=art, item_category=item_category, categories=categories, category_code=code,
-            category_name=list(art.items.category),
             available=art.items.in_stock, consumable=art.items.consumable, popular=popular,
             popular_in=popular_in, user_norm_mean=float(np.mean(norms)) or 1.0,
             weights=dict(art.event_weights), item_factors=np.asarray(art.item_factors),

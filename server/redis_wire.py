@@ -22,9 +22,10 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import urlparse
 
 import hiredis
+from redis.connection import SSLConnection, parse_url
 
 _pack = hiredis.pack_command  # RESP encoding in C (bytes, str, int, float arguments)
 
@@ -182,18 +183,13 @@ def _expire(future: asyncio.Future) -> None:
 
 
 def _parse_url(url: str) -> dict:
-    u = urlparse(url)
-    query = parse_qs(u.query)
-    db = int((query.get("db") or [u.path.lstrip("/") if u.scheme != "unix" else ""])[0] or 0)
-    password = unquote(u.password) if u.password else (query.get("password") or [None])[0]
-    if u.scheme == "unix":
-        return {"path": u.path, "host": None, "port": None, "ssl": None, "db": db,
-                "username": unquote(u.username) if u.username else None, "password": password}
-    if u.scheme not in ("redis", "rediss"):
-        raise ValueError(f"unsupported Redis URL scheme {u.scheme!r} (redis://, rediss:// or unix://)")
-    return {"path": None, "host": u.hostname or "localhost", "port": u.port or 6379,
-            "ssl": ssl.create_default_context() if u.scheme == "rediss" else None, "db": db,
-            "username": unquote(u.username) if u.username else None, "password": password}
+    """redis-py's reading of the URL (the same one the off-path client makes), reduced to
+    what a connection needs."""
+    u = parse_url(url)  # ValueError for a scheme other than redis://, rediss://, unix://
+    tls = u.get("connection_class") is SSLConnection
+    return {"path": u.get("path"), "host": u.get("host", "localhost"), "port": u.get("port", 6379),
+            "ssl": ssl.create_default_context() if tls else None, "db": u.get("db", 0),
+            "username": u.get("username"), "password": u.get("password")}
 
 
 def _redact(url: str) -> str:

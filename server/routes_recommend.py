@@ -78,7 +78,7 @@ async def _trending(request: web.Request, model: ServingModel, category: str | N
 
 def _response(model: ServingModel, ranked: blend.Ranked, request: web.Request, placement: str | None,
               live_signals: bool) -> web.Response:
-    ids, names = model.art.items.ids, model.category_name
+    ids, names = model.art.items.ids, model.art.items.category
     items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
     request.app[METRICS].rung(ranked.rung)

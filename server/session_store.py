@@ -122,25 +122,30 @@ class SessionStore:
         except (WireError, TimeoutError):
             return False
 
+    async def _pipeline(self, commands: list[tuple], timeout_s: float | None) -> list:
+        """One round trip on the hot-path connection, bounded by `timeout_s` and never longer
+        than the store's timeout. Raises StoreUnavailable (caused by the TimeoutError or
+        WireError, so callers can tell a slow Redis from a gone one)."""
+        bound = min(timeout_s or self.config.timeout_s, self.config.timeout_s)
+        try:
+            return await self.wire.pipeline(commands, timeout_s=bound)
+        except (WireError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def _run(self, calls: list[tuple[_Script, list, list]], timeout_s: float | None) -> list:
         """EVALSHA each call in one pipeline (one round trip). A NOSCRIPT reply (Redis
         restarted or its script cache flushed) ran nothing, so loading that script and
         re-sending only the failed calls is exact. Raises StoreUnavailable."""
-        timeout_s = min(timeout_s or self.config.timeout_s, self.config.timeout_s)
         commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
-        try:
-            results = await self.wire.pipeline(commands, timeout_s=timeout_s)
-            missing = [i for i, r in enumerate(results) if isinstance(r, ReplyError)
-                       and str(r).startswith("NOSCRIPT")]
-            if missing:
-                scripts = {calls[i][0].name: calls[i][0] for i in missing}
-                again = await self.wire.pipeline(
-                    [("SCRIPT", "LOAD", sc.source) for sc in scripts.values()]
-                    + [commands[i] for i in missing], timeout_s=timeout_s)
-                for i, result in zip(missing, again[len(scripts):], strict=True):
-                    results[i] = result
-        except (WireError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        results = await self._pipeline(commands, timeout_s)
+        missing = [i for i, r in enumerate(results) if isinstance(r, ReplyError)
+                   and str(r).startswith("NOSCRIPT")]
+        if missing:
+            scripts = {calls[i][0].name: calls[i][0] for i in missing}
+            again = await self._pipeline([("SCRIPT", "LOAD", sc.source) for sc in scripts.values()]
+                                         + [commands[i] for i in missing], timeout_s)
+            for i, result in zip(missing, again[len(scripts):], strict=True):
+                results[i] = result
         for result in results:
             if isinstance(result, ReplyError):
                 raise StoreUnavailable(f"Redis refused a script: {result}")
@@ -215,14 +220,10 @@ class SessionStore:
             return []
         period = now_ms // self._period_ms
         half_life_ms = self.config.trending_half_life_s * 1000
-        timeout_s = min(timeout_s or self.config.timeout_s, self.config.timeout_s)
-        try:
-            current, previous = await self.wire.pipeline(
-                [("ZREVRANGE", self.keys.trending(period, category), 0, n - 1, "WITHSCORES"),
-                 ("ZREVRANGE", self.keys.trending(period - 1, category), 0, n - 1, "WITHSCORES")],
-                timeout_s=timeout_s)
-        except (WireError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        current, previous = await self._pipeline(
+            [("ZREVRANGE", self.keys.trending(period, category), 0, n - 1, "WITHSCORES"),
+             ("ZREVRANGE", self.keys.trending(period - 1, category), 0, n - 1, "WITHSCORES")],
+            timeout_s)
         scores: dict[str, float] = defaultdict(float)
         for rows, start in ((current, period * self._period_ms),
                             (previous, (period - 1) * self._period_ms)):

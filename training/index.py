@@ -3,11 +3,12 @@
 Exact search up to `exact_index_max_items` (flat inner product: 100k items ≈ 0.9 ms a query);
 above it an IVF index, because exact search at 1M items costs ~10 ms. The IVF lists hold the
 vectors in float16: a query's scan is bound by memory traffic, and at 100k items half the bytes
-made it ~30% faster (217 → 145 µs at nlist 632, nprobe 48) for the same recall@50 (0.954 vs
-0.954 against exact float32 search); the index is also half the size. IVF's recall is measured
-against exact search on sample queries at build time, with the smallest `nprobe` of a fixed
-ladder that reaches the target; the result is recorded in the manifest, not assumed. (HNSW on
-raw inner products recalled poorly on clustered factors in DESIGN.md's measurements.)
+made it ~30% faster (217 → 145 µs at nlist 632, nprobe 48) for the same recall@50 (0.953 vs
+0.954 with float32 lists, both against exact search); the index is also half the size.
+IVF's recall is measured against exact search on sample queries at build time, with the
+smallest `nprobe` of a fixed ladder that reaches the target; the result is recorded in the
+manifest, not assumed. (HNSW on raw inner products recalled poorly on clustered factors in
+DESIGN.md's measurements.)
 """
 
 from __future__ import annotations

@@ -23,11 +23,16 @@ def test_ndcg_rewards_earlier_hits():
     assert ranking_metrics(np.arange(100)[None, :], [np.array([999])], 1000)["ndcg@100"] == 0
 
 
-def test_ivf_index_reaches_target_recall_on_clustered_factors():
-    rng = np.random.default_rng(0)
+def _clustered(seed: int, n_items: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item and query vectors around 40 shared centres, as ALS factors cluster by taste."""
+    rng = np.random.default_rng(seed)
     centres = rng.normal(size=(40, 16))
-    items = (centres[rng.integers(0, 40, 20_000)] + 0.4 * rng.normal(size=(20_000, 16))).astype(np.float32)
-    users = (centres[rng.integers(0, 40, 500)] + 0.4 * rng.normal(size=(500, 16))).astype(np.float32)
+    draw = lambda n: (centres[rng.integers(0, 40, n)] + 0.4 * rng.normal(size=(n, 16))).astype(np.float32)  # noqa: E731
+    return draw(n_items), draw(n_queries)
+
+
+def test_ivf_index_reaches_target_recall_on_clustered_factors():
+    items, users = _clustered(0, 20_000, 500)
     index, info = build_index(items, users, exact_max_items=1000, target_recall=0.95)
     assert info.kind == "ivf_fp16_ip" and info.recall_at_50 >= 0.95
     flat, flat_info = build_index(items, users, exact_max_items=10**6, target_recall=0.95)
@@ -38,10 +43,7 @@ def test_ivf_index_reaches_target_recall_on_clustered_factors():
 
 
 def test_predicted_recall_is_what_the_search_measures():
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(40, 16))
-    items = (centres[rng.integers(0, 40, 20_000)] + 0.4 * rng.normal(size=(20_000, 16))).astype(np.float32)
-    queries = (centres[rng.integers(0, 40, 200)] + 0.4 * rng.normal(size=(200, 16))).astype(np.float32)
+    items, queries = _clustered(1, 20_000, 200)
     index, info = build_index(items, queries, exact_max_items=1000, target_recall=0.95)
     ivf = faiss.extract_index_ivf(index)
     exact = exact_top_k(queries, items, 50)

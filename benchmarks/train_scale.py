@@ -29,6 +29,7 @@ from training.index import ivf_nlist, new_ivf  # noqa: E402
 from training.interactions import confidence_matrix  # noqa: E402
 from training.pipeline import train  # noqa: E402
 from training.readers import read_events  # noqa: E402
+from training.report import describe_index  # noqa: E402
 from training.synthetic import generate_store  # noqa: E402
 from training.writers import write_events  # noqa: E402
 
@@ -102,9 +103,7 @@ def main() -> None:
         f"Pipeline / baseline: **{pipeline_s / bare:.2f}×** (target ≤ 1.30×).",
         f"Peak memory (max RSS) after the pipeline: {rss_pipeline:.1f} GiB.",
         "",
-        f"Index: {m['index']['kind']}, nlist {m['index']['nlist']}, nprobe {m['index']['nprobe']}, "
-        f"recall@50 vs exact = **{m['index']['recall_at_50']:.3f}** on {m['index']['queries']} user queries "
-        "(target ≥ 0.95).",
+        f"Index: {describe_index(m['index'])}, on {m['index']['queries']} user queries (target ≥ 0.95).",
         f"Published model: {m.get('published_model')}.",
         f"Strong generalization ({sg['users_per_seed']} held-out users): model recall@20 "
         f"{sg['model']['recall@20']['mean']:.3f} vs popularity {sg['popularity']['recall@20']['mean']:.3f} "

@@ -11,7 +11,8 @@ Layout of one version, `<store>/<version>/`:
     user_factors.npy     float32 (n_users, k)
     popularity.npy       float32 (n_items,), the popularity score used for fallbacks
     gram.npy             float64 (k, k), YᵀY for the fold-in
-    index.faiss          FAISS index over item_factors (inner product), rows = item rows
+    index.faiss          FAISS index over item_factors (inner product) answering item rows:
+                         all of them, or (manifest index.head_items) an id-mapped subset
     segments.msgpack     optional: per-user segment labels
 
 A version is written to a hidden temporary directory beside the others and renamed into
@@ -35,7 +36,10 @@ import msgpack
 import numpy as np
 import orjson
 
-FORMAT_VERSION = 1
+# 2: the index may be a norm head (an id-mapped subset of the items, manifest index.head_items),
+# which a reader of format 1 would refuse as a size mismatch. Format 1 is still read.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 REQUIRED_FILES = (
@@ -226,10 +230,10 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
     try:
         _verify_complete(path)
         manifest = orjson.loads((path / MANIFEST).read_bytes())
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READABLE_FORMATS:
             raise ArtifactError(
                 f"{path}: format_version {manifest.get('format_version')!r}, "
-                f"this build reads {FORMAT_VERSION}"
+                f"this build reads {', '.join(map(str, READABLE_FORMATS))}"
             )
         mode = "r" if mmap else None
         raw_items = _unpack(path / "items.msgpack")
@@ -252,7 +256,8 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
     except Exception as exc:  # corrupt files surface as many exception types; name the version
         raise ArtifactError(f"{path}: cannot load model: {exc}") from exc
     n_items = len(items.ids)
-    if item_factors.shape[0] != n_items or index.ntotal != n_items or popularity.shape[0] != n_items:
+    indexed = manifest.get("index", {}).get("head_items") or n_items
+    if item_factors.shape[0] != n_items or index.ntotal != indexed or popularity.shape[0] != n_items:
         raise ArtifactError(f"{path}: item counts disagree between files")
     if user_factors.shape[0] != len(user_ids) or gram.shape != (item_factors.shape[1],) * 2:
         raise ArtifactError(f"{path}: user factors or Gram matrix have the wrong shape")

@@ -7,13 +7,18 @@ convention where the confidence of an observed item is `alpha * weight`:
 
     (YᵀY + λI + Σᵢ (cᵢ - 1) yᵢyᵢᵀ) x = Σᵢ cᵢ yᵢ
 
-YᵀY (the Gram matrix) is precomputed once per model, so one fold-in costs O(n·k² + k³)
-for n session items and k factors: ~50 µs at k = 64.
+YᵀY (the Gram matrix) is precomputed once per model. For a few items (a live session) the
+solve goes through the Woodbury identity with B = YᵀY + λI inverted once per model, so only an
+n×n system is solved; otherwise one k×k solve, O(n·k² + k³) (~60 µs at k = 64 here).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+# Up to this many items the Woodbury solve (n×n) is cheaper than the k×k one: measured at
+# k = 64 (benchmarks/results/retrieval.md), about half the time up to 24 items; at 50 no faster.
+WOODBURY_MAX_ITEMS = 24
 
 
 def gram_matrix(item_factors: np.ndarray) -> np.ndarray:
@@ -31,6 +36,7 @@ class FoldIn:
     def __init__(self, item_factors: np.ndarray, gram: np.ndarray, *, regularization: float, alpha: float):
         self.item_factors = item_factors
         self.base = np.asarray(gram, dtype=np.float64) + regularization * np.eye(gram.shape[0])
+        self.base_inv = np.linalg.inv(self.base)  # B is symmetric positive definite (λ > 0)
         self.alpha = float(alpha)
 
     def solve(self, unique_indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -39,8 +45,20 @@ class FoldIn:
             return np.zeros(self.base.shape[0], dtype=np.float32)
         y = self.item_factors[unique_indices].astype(np.float64)
         c = self.alpha * np.asarray(weights, dtype=np.float64)
-        a = self.base + (y.T * (c - 1.0)) @ y
-        return np.linalg.solve(a, c @ y).astype(np.float32)
+        if len(unique_indices) > WOODBURY_MAX_ITEMS:
+            a = self.base + (y.T * (c - 1.0)) @ y
+            return np.linalg.solve(a, c @ y).astype(np.float32)
+        # A = B + YᵀDY with D = diag(c - 1) (c - 1 may be ≤ 0: decayed events), b = Yᵀc:
+        # A⁻¹b = z - B⁻¹Yᵀ (I + D·Y B⁻¹Yᵀ)⁻¹ D·Y z, with z = B⁻¹b. This form never inverts D,
+        # and I + D·Y B⁻¹Yᵀ is well conditioned: Y B⁻¹Yᵀ has eigenvalues in [0, 1) because
+        # the rows of Y are rows of the model's item factors, and c > 0 keeps d = c - 1 > -1.
+        p = y @ self.base_inv  # Y B⁻¹ (n×k)
+        z = c @ p
+        d = c - 1.0
+        m = d[:, None] * (p @ y.T)
+        m.flat[:: m.shape[0] + 1] += 1.0
+        t = np.linalg.solve(m, d * (y @ z))
+        return (z - t @ p).astype(np.float32)
 
     def __call__(self, item_indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Like `solve`, for any indices: duplicates are summed (as implicit sums duplicate

@@ -185,8 +185,8 @@ def _candidates(model: ServingModel, vec: np.ndarray, q: Query, excluded: list[i
         if pool is None:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         if pool.size <= cfg.exact_category_max:
-            return pool, model.item_factors[pool] @ vec
-    n = min(model.art.index.ntotal, cfg.candidates + len(excluded))
+            return pool, model.category_scores(code, pool, vec)
+    n = min(model.index_size, cfg.candidates + len(excluded))
     scores, items = model.search(vec, n)
     keep = items >= 0
     if code is not None:
@@ -300,7 +300,7 @@ def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[
     vec = _unit(model.item_factors[item_indices].sum(axis=0))
     if vec is None:
         return [], []
-    n = min(model.art.index.ntotal, k + len(item_indices) + 32)
+    n = min(model.index_size, k + len(item_indices) + 32)
     scores, items = model.search(vec, n)
     ok = items >= 0
     items, scores = items[ok], scores[ok]

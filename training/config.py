@@ -19,7 +19,8 @@ class TrainConfig:
     random_state: int = 0
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None  # time decay of event weights; None = no decay
-    # Index: exact search up to this many items, IVF above (exact 1M ≈ 10 ms per query).
+    # Index (training/index.py): every item scanned exactly up to this many items; above it the
+    # largest-norm items up to this many if they reach the target recall, else IVF.
     exact_index_max_items: int = 50_000
     index_target_recall: float = 0.95
     # Items re-bought by at least this share of their buyers count as consumables when no

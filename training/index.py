@@ -1,14 +1,24 @@
 """FAISS retrieval index over item factors (inner product), with its recall measured.
 
-Exact search up to `exact_index_max_items` (flat inner product: 100k items ≈ 0.9 ms a query);
-above it an IVF index, because exact search at 1M items costs ~10 ms. The IVF lists hold the
-vectors in float16: a query's scan is bound by memory traffic, and at 100k items half the bytes
-made it ~30% faster (217 → 145 µs at nlist 632, nprobe 48) for the same recall@50 (0.953 vs
-0.954 with float32 lists, both against exact search); the index is also half the size.
-IVF's recall is measured against exact search on sample queries at build time, with the
-smallest `nprobe` of a fixed ladder that reaches the target; the result is recorded in the
-manifest, not assumed. (HNSW on raw inner products recalled poorly on clustered factors in
-DESIGN.md's measurements.)
+Three kinds, the cheapest that reaches the target recall (measured against exact search on
+sample user queries and recorded in the manifest, not assumed):
+
+- `flat_ip`: every item, exact, up to `exact_index_max_items` (50k by default).
+- `norm_head_ip`: the items with the largest vector norms, scanned exactly. An inner product is
+  at most the product of the norms, and ALS gives rarely-seen items tiny vectors (at 100k items
+  the median norm is 1/20 of the 99th percentile), so the top-k of any query lies almost whole
+  among the largest-norm items: at 100k items the top 10% held 99.9% of the exact top-100 of
+  user queries. One matrix-vector product over that head costs ~90 µs a query against
+  ~190 µs for the IVF at recall 0.96. The head is the smallest that reaches the target at the
+  depth the server retrieves (`HEAD_DEPTH`), and is used only up to `exact_index_max_items` and a
+  quarter of the catalog (beyond that the IVF scans fewer vectors).
+- `ivf_fp16_ip`: IVF with float16 lists otherwise. A query's scan is bound by memory traffic,
+  and at 100k items half the bytes made it ~30% faster (217 → 145 µs at nlist 632, nprobe 48)
+  for the same recall@50 (0.953 vs 0.954 with float32 lists); the index is also half the size.
+  `nprobe` is the smallest of a fixed ladder that reaches the target.
+
+(HNSW on raw inner products recalled poorly on clustered factors in DESIGN.md's measurements,
+and again here: 0.90 at efSearch 64 for 175 µs.)
 """
 
 from __future__ import annotations
@@ -23,15 +33,20 @@ from training.topk import exact_top_k
 
 NPROBE_STEPS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 RECALL_K = 50
+# A norm head's recall falls with depth (an IVF's hardly does): it must reach the target at the
+# depth the server retrieves candidates (BlendConfig.candidates), not only at RECALL_K.
+HEAD_DEPTH = 100
 
 
 @dataclass
 class IndexInfo:
-    kind: str  # "flat_ip" | "ivf_fp16_ip"
+    kind: str  # "flat_ip" | "norm_head_ip" | "ivf_fp16_ip"
     nlist: int | None
     nprobe: int | None
     recall_at_50: float  # against exact search on `queries` sample queries
     queries: int
+    head_items: int | None = None  # norm_head_ip: items scanned
+    recall_at_head_depth: float | None = None  # norm_head_ip: recall@HEAD_DEPTH
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -80,14 +95,7 @@ def build_index(
         flat.add(x)
         return flat, IndexInfo("flat_ip", None, None, 1.0, 0)
 
-    nlist = ivf_nlist(n)
-    ivf = new_ivf(d, nlist)
     rng = np.random.default_rng(seed)
-    sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-    ivf.cp.seed = seed
-    ivf.train(sample)
-    ivf.add(x)
-
     q = np.ascontiguousarray(queries, dtype=np.float32)
     # Zero vectors (shoppers with no weighted events) tie every item at 0: their "exact top-50"
     # is arbitrary and would make any index look bad. Measure on real queries only.
@@ -95,8 +103,53 @@ def build_index(
     if q.shape[0] == 0:
         q = x
     q = q[rng.choice(q.shape[0], size=min(q.shape[0], 500), replace=False)]
-    k = min(RECALL_K, n)
-    exact = exact_top_k(q, x, k)  # 1.1 s at 1M items where faiss.knn took ~6 s (training/topk.py)
+    # Exact neighbours, best first, by blocked matmul: 1.1 s at 1M items where faiss.knn took
+    # ~6 s (training/topk.py). Their first RECALL_K columns are the exact top-RECALL_K.
+    exact = exact_top_k(q, x, max(RECALL_K, HEAD_DEPTH))
+
+    order = np.argsort(-np.linalg.norm(x, axis=1), kind="stable")
+    head = norm_head_size(order, exact[:, :HEAD_DEPTH], target_recall)
+    if head <= min(exact_max_items, n // 4):
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+        index.add_with_ids(x[order[:head]], order[:head].astype(np.int64))
+        deep = recall_at_k(index.search(q, HEAD_DEPTH)[1], exact[:, :HEAD_DEPTH])
+        if deep >= target_recall:  # predicted from the ranks; measured here, ties and all
+            recall = recall_at_k(index.search(q, RECALL_K)[1], exact[:, :RECALL_K])
+            return index, IndexInfo("norm_head_ip", None, None, round(recall, 4), int(q.shape[0]),
+                                    head_items=head, recall_at_head_depth=round(deep, 4))
+    return _ivf(x, q, exact[:, :RECALL_K], target_recall, rng, seed)
+
+
+def norm_head_size(order: np.ndarray, exact: np.ndarray, target_recall: float) -> int:
+    """The fewest largest-norm items (`order`: items by norm, largest first) whose exact scan
+    finds `target_recall` of each query's exact neighbours (`exact`, -1 padded).
+
+    A scan of the head returns the head's own top-k, and an exact neighbour that is in the head
+    outranks every other head item, so the scan finds exactly the neighbours in the head: the
+    recall of every head size follows from the neighbours' norm ranks, without searching."""
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    found = exact >= 0
+    per_query = np.maximum(found.sum(axis=1), 1)
+    needed = rank[np.where(found, exact, 0)][found]  # norm rank of each neighbour
+    share = np.broadcast_to(1.0 / (per_query[:, None] * exact.shape[0]), exact.shape)[found]
+    by_rank = np.argsort(needed, kind="stable")
+    reached = np.cumsum(share[by_rank]) >= target_recall - 1e-9
+    if not reached.any():
+        return order.size
+    return int(needed[by_rank][np.argmax(reached)]) + 1
+
+
+def _ivf(x: np.ndarray, q: np.ndarray, exact: np.ndarray, target_recall: float,
+         rng: np.random.Generator, seed: int) -> tuple[faiss.Index, IndexInfo]:
+    n, d = x.shape
+    nlist = ivf_nlist(n)
+    ivf = new_ivf(d, nlist)
+    sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+    ivf.cp.seed = seed
+    ivf.train(sample)
+    ivf.add(x)
+    k = exact.shape[1]
     # Predict the recall of every nprobe at once, then measure only the predicted step (and the
     # next ones, should ties make the measurement fall short): searching the whole ladder cost
     # ~2.6 s at 1M items, most of it on steps that were bound to fall short.

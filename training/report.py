@@ -16,6 +16,17 @@ def _table(title: str, summary: dict) -> list[str]:
     return lines
 
 
+def describe_index(index: dict) -> str:
+    """One line for a manifest's index description."""
+    if index.get("head_items"):
+        return (f"{index['kind']}, the {index['head_items']:,} largest-norm items, recall@50 "
+                f"{index['recall_at_50']:.3f}, recall@100 {index['recall_at_head_depth']:.3f} vs exact")
+    if index.get("nlist"):
+        return (f"{index['kind']}, nlist {index['nlist']}, nprobe {index['nprobe']}, "
+                f"recall@50 {index['recall_at_50']:.3f} vs exact")
+    return f"{index['kind']} (exact)"
+
+
 def format_report(manifest: dict) -> str:
     lines = [f"model {manifest['version']}: {manifest['counts']['items']:,} items, "
              f"{manifest['counts']['users']:,} users, {manifest['counts']['interactions']:,} interactions"]
@@ -25,9 +36,7 @@ def format_report(manifest: dict) -> str:
     if "temporal" in metrics:
         lines += _table("temporal (next purchases after the cutoff)", metrics["temporal"])
     index = manifest["index"]
-    lines.append(f"index: {index['kind']}" + (
-        f", nlist {index['nlist']}, nprobe {index['nprobe']}, recall@50 {index['recall_at_50']:.3f} vs exact"
-        if index["nlist"] else " (exact)"))
+    lines.append(f"index: {describe_index(index)}")
     timings = manifest.get("timings_s", {})
     lines.append("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return "\n".join(lines)

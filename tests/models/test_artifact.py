@@ -8,7 +8,7 @@ from models import artifact
 from models.foldin import gram_matrix
 
 
-def _write(version: str, n_items: int = 50, k: int = 4):
+def _write(version: str, n_items: int = 50, k: int = 4, index_info: dict | None = None):
     rng = np.random.default_rng(len(version))
     y = rng.normal(size=(n_items, k)).astype(np.float32)
     index = faiss.IndexFlatIP(k)
@@ -17,7 +17,8 @@ def _write(version: str, n_items: int = 50, k: int = 4):
     def write(directory):
         artifact.write_artifact(
             directory,
-            manifest={"version": version, "params": {"event_weights": {"view": 1.0}}},
+            manifest={"version": version, "params": {"event_weights": {"view": 1.0}},
+                      **({"index": index_info} if index_info else {})},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n_items)], category=["c"] * n_items,
                                     price=np.ones(n_items), in_stock=np.ones(n_items, bool),
                                     consumable=np.zeros(n_items, bool)),
@@ -91,3 +92,24 @@ def test_corrupt_or_missing_files_raise_artifact_error(tmp_path):
         artifact.load(path)
     with pytest.raises(artifact.ArtifactError, match="no published model"):
         artifact.load_current(tmp_path / "empty")
+
+
+def test_an_index_of_another_size_than_the_manifest_says_is_refused(tmp_path):
+    # A norm-head index holds a subset of the items; its size is in the manifest.
+    path = artifact.publish(tmp_path, _version(1), _write(_version(1), index_info={"head_items": 20}))
+    with pytest.raises(artifact.ArtifactError, match="item counts disagree"):
+        artifact.load(path)
+
+
+def test_models_of_the_previous_format_are_still_read(tmp_path):
+    import orjson
+
+    path = artifact.publish(tmp_path, _version(1), _write(_version(1)))
+    manifest = orjson.loads((path / "manifest.json").read_bytes())
+    for version, readable in ((1, True), (artifact.FORMAT_VERSION, True), (99, False)):
+        (path / "manifest.json").write_bytes(orjson.dumps({**manifest, "format_version": version}))
+        if readable:
+            assert artifact.load(path).index.ntotal == 50
+        else:
+            with pytest.raises(artifact.ArtifactError, match="format_version 99"):
+                artifact.load(path)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from training.evaluate import TOP, _without_excluded, ranking_metrics
-from training.index import build_index, predicted_recall, recall_at_k
+from training.index import HEAD_DEPTH, build_index, norm_head_size, predicted_recall, recall_at_k
 from training.topk import exact_top_k
 
 
@@ -40,6 +40,45 @@ def test_ivf_index_reaches_target_recall_on_clustered_factors():
     _, a = index.search(users[:100], 50)
     _, e = flat.search(users[:100], 50)
     assert recall_at_k(a, e) >= 0.9
+
+
+def _skewed(seed: int, n_items: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered factors whose norms spread like ALS's: a few popular items with long vectors,
+    a long tail of rarely-seen items with short ones."""
+    items, queries = _clustered(seed, n_items, n_queries)
+    norms = np.random.default_rng(seed).lognormal(0.0, 1.5, n_items).astype(np.float32)
+    return items / np.linalg.norm(items, axis=1, keepdims=True) * norms[:, None], queries
+
+
+def test_norm_head_index_scans_few_items_and_finds_the_exact_neighbours():
+    items, users = _skewed(2, 20_000, 500)
+    index, info = build_index(items, users, exact_max_items=10_000, target_recall=0.95)
+    assert info.kind == "norm_head_ip" and info.head_items < 20_000 // 4
+    assert info.recall_at_50 >= 0.95 and info.recall_at_head_depth >= 0.95
+    # It answers item rows, the largest-norm ones, and its recall holds on unseen queries.
+    rows = faiss.vector_to_array(index.id_map)
+    norms = np.linalg.norm(items, axis=1)
+    assert index.ntotal == info.head_items and norms[rows].min() >= np.sort(norms)[-info.head_items]
+    fresh = _skewed(3, 20_000, 300)[1]
+    assert recall_at_k(index.search(fresh, 50)[1], exact_top_k(fresh, items, 50)) >= 0.93
+    # Capped by exact_max_items: then the IVF.
+    _, capped = build_index(items, users, exact_max_items=info.head_items - 1, target_recall=0.95)
+    assert capped.kind == "ivf_fp16_ip"
+
+
+def test_norm_head_size_is_the_smallest_head_reaching_the_target():
+    items, users = _skewed(4, 5_000, 200)
+    exact = exact_top_k(users, items, HEAD_DEPTH)
+    order = np.argsort(-np.linalg.norm(items, axis=1), kind="stable")
+
+    def measured(head):
+        flat = faiss.IndexFlatIP(items.shape[1])
+        flat.add(items[order[:head]])
+        return recall_at_k(order[:head][flat.search(users, HEAD_DEPTH)[1]], exact)
+
+    for target in (0.5, 0.9, 0.99):
+        head = norm_head_size(order, exact, target)
+        assert measured(head) >= target - 1e-6 > measured(head - 1)
 
 
 def test_predicted_recall_is_what_the_search_measures():

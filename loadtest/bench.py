@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -32,9 +33,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from loadtest.http_client import Client, HttpError
 from loadtest.traffic import Catalog, Shopper
+from models import artifact
+from training.report import describe_index
 
 ROOT = Path(__file__).resolve().parents[1]
 VITRINE = [sys.executable, "-m", "vitrine.cli"]
@@ -79,33 +83,50 @@ async def _one(client: Client, req, results, scheduled: float | None):
     results.append((name, status, end - (scheduled if scheduled is not None else start)))
 
 
+@contextlib.contextmanager
+def no_client_gc() -> Iterator[None]:
+    """No garbage collection in the load generator while it measures: a full collection of its
+    own objects paused it for 20-70 ms, and every request scheduled meanwhile was charged to
+    the server. (Measured here with gc callbacks; the run's garbage is freed when it ends.)"""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 async def closed_loop(base: str, traffic: Traffic, concurrency: int, duration_s: float) -> dict:
     results: list = []
     deadline = time.perf_counter() + duration_s
-    async with Client(base, limit=concurrency) as client:
-        async def worker():
-            while time.perf_counter() < deadline:
-                await _one(client, traffic.next(), results, None)
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
+    with no_client_gc():
+        async with Client(base, limit=concurrency) as client:
+            async def worker():
+                while time.perf_counter() < deadline:
+                    await _one(client, traffic.next(), results, None)
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - start
     return _summary(results, elapsed)
 
 
 async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float) -> dict:
     results: list = []
     times = schedule(rate, duration_s)
-    async with Client(base, limit=512, timeout_s=5) as client:
-        tasks = []
-        t0 = time.perf_counter() + 0.05
-        for offset in times:
-            at = t0 + offset
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(client, traffic.next(), results, at)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
+    with no_client_gc():
+        async with Client(base, limit=512, timeout_s=5) as client:
+            tasks = []
+            t0 = time.perf_counter() + 0.05
+            for offset in times:
+                at = t0 + offset
+                delay = at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(_one(client, traffic.next(), results, at)))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - t0
     return _summary(results, elapsed)
 
 
@@ -190,11 +211,12 @@ def main() -> None:
                        check=True, env=env, stdout=subprocess.DEVNULL)
     with pinned_server(store, args.port, work, env):
         catalog = Catalog.from_store(store)
+        manifest = orjson.loads((store / artifact.current_version(store) / artifact.MANIFEST).read_bytes())
         import uvloop
 
         uvloop.install()
         report = asyncio.run(_run(f"http://127.0.0.1:{args.port}", catalog, args))
-    _write(report, args, catalog)
+    _write(report, args, catalog, manifest)
 
 
 async def _run(base: str, catalog: Catalog, args) -> dict:
@@ -213,7 +235,7 @@ async def _run(base: str, catalog: Catalog, args) -> dict:
     return {"probe": probe, "healthz_probe": floor, "runs": runs}
 
 
-def _write(report: dict, args, catalog: Catalog) -> None:
+def _write(report: dict, args, catalog: Catalog, manifest: dict) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())
@@ -224,7 +246,7 @@ def _write(report: dict, args, catalog: Catalog) -> None:
         f"Command: `.venv/bin/python -m loadtest.bench {shlex.join(sys.argv[1:])}`  ",
         f"Machine: {os.cpu_count()} cores ({cpu}); "
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Model: {args.items:,} synthetic items (FAISS exact search up to 50k items, IVF above). "
+        f"Model: {manifest['counts']['items']:,} items; index {describe_index(manifest['index'])}. "
         "Server pinned to core 0; Redis and the load generator share core 1.",
         "",
         "Traffic mix: 30% home recommendations, 20% product-page, 8% category, 5% similar items, "

@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.als import fit_als  # noqa: E402
@@ -77,8 +78,16 @@ def main() -> None:
     ivf.add(items)
     bare_index = time.perf_counter() - t
     bare = bare_fit + bare_index
-
     m = result.manifest
+    # When the pipeline chose a norm head instead of the IVF, the bare build of that index
+    # too: the pipeline's overhead over the fit plus the index it actually built.
+    head_items = m["index"].get("head_items")
+    if head_items:
+        t = time.perf_counter()
+        order = np.argsort(-np.linalg.norm(items, axis=1))[:head_items]
+        head = faiss.IndexIDMap2(faiss.IndexFlatIP(items.shape[1]))
+        head.add_with_ids(items[order], order.astype(np.int64))
+        bare_head = time.perf_counter() - t
     command = shlex.join(["flock", "/tmp/vitrine-bench.lock", "env", "OPENBLAS_NUM_THREADS=1",
                           ".venv/bin/python", "benchmarks/train_scale.py", *sys.argv[1:]])
     sg = m["metrics"]["strong_generalization"]
@@ -101,6 +110,12 @@ def main() -> None:
         f"Baseline measured in the same run: bare implicit fit {bare_fit:.1f} s + FAISS IVF build "
         f"{bare_index:.1f} s = {bare:.1f} s.",
         f"Pipeline / baseline: **{pipeline_s / bare:.2f}×** (target ≤ 1.30×).",
+    ] + ([
+        f"The pipeline built a norm head here, not an IVF (bare build {bare_head:.1f} s). Against the "
+        f"bare fit plus that build ({bare_fit + bare_head:.1f} s): "
+        f"**{pipeline_s / (bare_fit + bare_head):.2f}×**; "
+        "the difference is the IVF build the pipeline no longer pays.",
+    ] if head_items else []) + [
         f"Peak memory (max RSS) after the pipeline: {rss_pipeline:.1f} GiB.",
         "",
         f"Index: {describe_index(m['index'])}, on {m['index']['queries']} user queries (target ≥ 0.95).",

@@ -53,7 +53,7 @@ def _skewed(seed: int, n_items: int, n_queries: int) -> tuple[np.ndarray, np.nda
 def test_norm_head_index_scans_few_items_and_finds_the_exact_neighbours():
     items, users = _skewed(2, 20_000, 500)
     index, info = build_index(items, users, exact_max_items=10_000, target_recall=0.95)
-    assert info.kind == "norm_head_ip" and info.head_items < 20_000 // 4
+    assert info.kind == "norm_head_ip" and info.head_items <= 20_000 // 5
     assert info.recall_at_50 >= 0.95 and info.recall_at_head_depth >= 0.95
     # It answers item rows, the largest-norm ones, and its recall holds on unseen queries.
     rows = faiss.vector_to_array(index.id_map)

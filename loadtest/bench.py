@@ -33,11 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from loadtest.http_client import Client, HttpError
 from loadtest.traffic import Catalog, Shopper
-from models import artifact
 from training.report import describe_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,12 +209,11 @@ def main() -> None:
                        check=True, env=env, stdout=subprocess.DEVNULL)
     with pinned_server(store, args.port, work, env):
         catalog = Catalog.from_store(store)
-        manifest = orjson.loads((store / artifact.current_version(store) / artifact.MANIFEST).read_bytes())
         import uvloop
 
         uvloop.install()
         report = asyncio.run(_run(f"http://127.0.0.1:{args.port}", catalog, args))
-    _write(report, args, catalog, manifest)
+    _write(report, args, catalog)
 
 
 async def _run(base: str, catalog: Catalog, args) -> dict:
@@ -235,7 +232,8 @@ async def _run(base: str, catalog: Catalog, args) -> dict:
     return {"probe": probe, "healthz_probe": floor, "runs": runs}
 
 
-def _write(report: dict, args, catalog: Catalog, manifest: dict) -> None:
+def _write(report: dict, args, catalog: Catalog) -> None:
+    manifest = catalog.manifest
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())

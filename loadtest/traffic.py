@@ -18,6 +18,7 @@ class Catalog:
     popular: list[str]  # the head, which real traffic hits most
     users: list[str]
     categories: list[str]
+    manifest: dict  # the served model's, for reports
 
     @classmethod
     def from_store(cls, store: Path, sample: int = 20_000) -> Catalog:
@@ -27,7 +28,7 @@ class Catalog:
         items = [model.items.ids[i] for i in order[: sample]]
         users = rng.sample(model.user_ids, min(sample, len(model.user_ids)))
         return cls(items=items, popular=items[:500], users=users,
-                   categories=sorted({c for c in model.items.category if c}))
+                   categories=sorted({c for c in model.items.category if c}), manifest=model.manifest)
 
 
 class Shopper:

@@ -9,7 +9,6 @@ request finishes.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import time
@@ -52,6 +51,7 @@ class ServingModel:
     # (k, n) and the item row of each column. None for an IVF index.
     scan_vectors: np.ndarray | None = None
     scan_items: np.ndarray | None = None
+    index_size: int = 0  # items the index answers: art.index.ntotal, read once (a SWIG call)
     # Per category, a contiguous transposed copy of its items' factors, made on first use: a
     # category page would otherwise gather the same thousands of rows (~1 MB) on every request.
     category_blocks: dict[int, np.ndarray] = field(default_factory=dict)
@@ -63,14 +63,6 @@ class ServingModel:
     @property
     def version(self) -> str:
         return self.art.version
-
-    @property
-    def index_size(self) -> int:
-        return self.scan_items.size if self.scan_items is not None else self._ivf_size
-
-    @functools.cached_property
-    def _ivf_size(self) -> int:
-        return self.art.index.ntotal  # a SWIG attribute: ~1 µs a read, on every request
 
     def category_scores(self, code: int, pool: np.ndarray, vec: np.ndarray) -> np.ndarray:
         """Inner products of `vec` with the items of category `code` (`pool`, in that order)."""
@@ -127,7 +119,7 @@ class ServingModel:
             foldin=FoldIn(np.asarray(art.item_factors), art.gram,
                           regularization=art.params["regularization"], alpha=art.params["alpha"]),
             scratch=np.zeros(len(art.items.ids), dtype=bool),
-            scan_vectors=scan_vectors, scan_items=scan_items)
+            scan_vectors=scan_vectors, scan_items=scan_items, index_size=int(art.index.ntotal))
 
 
 def _scan_arrays(index: faiss.Index) -> tuple[np.ndarray | None, np.ndarray | None]:

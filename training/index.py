@@ -113,9 +113,10 @@ def build_index(
     if head <= min(exact_max_items, n // 5):
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
         index.add_with_ids(x[order[:head]], order[:head].astype(np.int64))
-        deep = recall_at_k(index.search(q, HEAD_DEPTH)[1], exact[:, :HEAD_DEPTH])
+        found = index.search(q, HEAD_DEPTH)[1]  # best first: its first RECALL_K are the top-RECALL_K
+        deep = recall_at_k(found, exact[:, :HEAD_DEPTH])
         if deep >= target_recall:  # predicted from the ranks; measured here, ties and all
-            recall = recall_at_k(index.search(q, RECALL_K)[1], exact[:, :RECALL_K])
+            recall = recall_at_k(found[:, :RECALL_K], exact[:, :RECALL_K])
             return index, IndexInfo("norm_head_ip", None, None, round(recall, 4), int(q.shape[0]),
                                     head_items=head, recall_at_head_depth=round(deep, 4))
     return _ivf(x, q, exact[:, :RECALL_K], target_recall, rng, seed)

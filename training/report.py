@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from training.index import HEAD_DEPTH, RECALL_K
+
 METRICS = ("recall@20", "recall@50", "ndcg@100", "coverage@20")
 
 
@@ -19,11 +21,12 @@ def _table(title: str, summary: dict) -> list[str]:
 def describe_index(index: dict) -> str:
     """One line for a manifest's index description."""
     if index.get("head_items"):
-        return (f"{index['kind']}, the {index['head_items']:,} largest-norm items, recall@50 "
-                f"{index['recall_at_50']:.3f}, recall@100 {index['recall_at_head_depth']:.3f} vs exact")
+        return (f"{index['kind']}, the {index['head_items']:,} largest-norm items, "
+                f"recall@{RECALL_K} {index['recall_at_50']:.3f}, "
+                f"recall@{HEAD_DEPTH} {index['recall_at_head_depth']:.3f} vs exact")
     if index.get("nlist"):
         return (f"{index['kind']}, nlist {index['nlist']}, nprobe {index['nprobe']}, "
-                f"recall@50 {index['recall_at_50']:.3f} vs exact")
+                f"recall@{RECALL_K} {index['recall_at_50']:.3f} vs exact")
     return f"{index['kind']} (exact)"
 
 

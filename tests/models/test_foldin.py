@@ -43,7 +43,7 @@ def test_fold_in_of_nothing_is_the_zero_vector(als):
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 24, 25, 60])
-def test_woodbury_and_direct_solves_agree(als, n):
+def test_woodbury_and_direct_solves_agree(als, n, monkeypatch):
     """Session-sized fold-ins take the Woodbury path, larger ones the k×k solve: same vector,
     including decayed weights whose confidence is below 1 (a negative term in the system)."""
     from models import foldin
@@ -53,13 +53,9 @@ def test_woodbury_and_direct_solves_agree(als, n):
     rng = np.random.default_rng(n)
     idx = rng.choice(y.shape[0], n, replace=False)
     w = rng.uniform(0.01, 4.0, n)  # alpha·w spans both sides of 1
-    saved = foldin.WOODBURY_MAX_ITEMS
-    try:
-        foldin.WOODBURY_MAX_ITEMS = 10**6
-        woodbury = solver.solve(idx, w)
-        foldin.WOODBURY_MAX_ITEMS = 0
-        direct = solver.solve(idx, w)
-    finally:
-        foldin.WOODBURY_MAX_ITEMS = saved
+    monkeypatch.setattr(foldin, "WOODBURY_MAX_ITEMS", 10**6)
+    woodbury = solver.solve(idx, w)
+    monkeypatch.setattr(foldin, "WOODBURY_MAX_ITEMS", 0)
+    direct = solver.solve(idx, w)
     assert np.abs(direct).max() > 1e-4
     np.testing.assert_allclose(woodbury, direct, rtol=1e-5, atol=1e-7)

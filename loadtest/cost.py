@@ -43,7 +43,7 @@ async def replay(base: str, requests: list, concurrency: int, seconds: float,
         wall = time.perf_counter() - start
         cpu = cpu_seconds(pid) - before
     statuses: dict = {}
-    for _, status, _ in results:
+    for _, status, *_ in results:
         statuses[status] = statuses.get(status, 0) + 1
     return len(results), cpu, {"wall": wall, "statuses": statuses}
 

@@ -131,25 +131,21 @@ async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float)
             if in_flight:
                 await asyncio.wait(in_flight)
             elapsed = time.perf_counter() - t0
-    return _summary(results, elapsed)
+    return {**_summary(results, elapsed), "over_10ms": slow_episodes(results)}
 
 
 def slow_episodes(results: list, over_s: float = 0.010, gap_s: float = 0.050) -> dict:
-    """Requests slower than `over_s`, grouped into episodes by send time (slow requests less
-    than `gap_s` apart). Tells a server that is slow throughout (many short episodes) from one
-    that fell behind for a while (few long ones: a capacity dip, then a queue to drain)."""
-    sent = sorted(at for _, _, lat, at in results if at is not None and lat > over_s)
-    spans: list[float] = []
-    start = prev = None
-    for at in sent:
-        if prev is None or at - prev >= gap_s:
-            if start is not None:
-                spans.append(prev - start)
-            start = at
-        prev = at
-    if start is not None:
-        spans.append(prev - start)
-    return {"slow": len(sent), "episodes": len(spans), "longest_s": max(spans, default=0.0)}
+    """Requests of an open-loop run slower than `over_s`, grouped into episodes by send time
+    (slow requests less than `gap_s` apart). Tells a server that is slow throughout (many short
+    episodes) from one that fell behind for a while (few long ones: a capacity dip, then a
+    queue to drain)."""
+    sent = np.sort([at for _, _, lat, at in results if lat > over_s])
+    if sent.size == 0:
+        return {"slow": 0, "episodes": 0, "longest_s": 0.0}
+    cut = np.flatnonzero(np.diff(sent) >= gap_s) + 1
+    starts, ends = np.r_[0, cut], np.r_[cut - 1, sent.size - 1]
+    return {"slow": int(sent.size), "episodes": int(starts.size),
+            "longest_s": float((sent[ends] - sent[starts]).max())}
 
 
 def _summary(results: list, elapsed: float) -> dict:
@@ -163,7 +159,7 @@ def _summary(results: list, elapsed: float) -> dict:
         if status == 200:
             by_name.setdefault(name, []).append(lat)
     return {"requests": len(results), "rate": len(results) / elapsed, "errors": errors,
-            **percentiles(ok), "over_10ms": slow_episodes(results),
+            **percentiles(ok),
             "by_name": {k: {"n": len(v), **percentiles(v)} for k, v in sorted(by_name.items())}}
 
 

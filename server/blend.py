@@ -10,6 +10,7 @@ page) → trending (live counters) → popular (the model's popularity, per cate
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,7 @@ import numpy as np
 from server.model_holder import ServingModel
 from server.session_store import LiveSession
 
+SESSION_MEMO_MAX = 8_192  # entries of ServingModel.session_memo (a few seconds of traffic); cleared when full
 RUNGS = ("personalized", "session", "context", "trending", "popular")
 _VERB = {"view": "viewed", "add_to_cart": "added to your cart", "purchase": "bought"}
 
@@ -36,6 +38,8 @@ class BlendConfig:
     # A category placement scores every item of a category up to this size exactly (one
     # matrix-vector product: cheaper than the ANN search, and nothing in it is missed).
     exact_category_max: int = 10_000
+    # How long a session's fold-in is reused while the session is unchanged (see _session_part).
+    session_reuse_ms: int = 1_000
 
 
 @dataclass(slots=True)
@@ -65,9 +69,10 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
 
 def session_vector(model: ServingModel, live: LiveSession, now_ms: int, half_life_s: float):
     """Fold the live session in with the manifest's event weights, recency-decayed.
-    Returns (vector or None, [(item index, event type)] of the folded items, newest first)."""
+    Returns (unit vector or None, {item index: newest event type} of the folded items, newest
+    first)."""
     weight_of: dict[int, float] = {}  # an item seen twice counts twice, as in training
-    used = []
+    kind_of: dict[int, str] = {}
     index, weights = model.art.item_index, model.weights
     scale = -1.0 / (half_life_s * 1000)
     for item_id, typ, ts in live.items:
@@ -76,22 +81,43 @@ def session_vector(model: ServingModel, live: LiveSession, now_ms: int, half_lif
         if i is None or weight <= 0:
             continue
         weight_of[i] = weight_of.get(i, 0.0) + weight * 2.0 ** (max(now_ms - ts, 0) * scale)
-        used.append((i, typ))
+        kind_of.setdefault(i, typ)
     if not weight_of:
-        return None, used
-    vec = model.foldin.solve(np.fromiter(weight_of, np.int64, len(weight_of)),
-                             np.fromiter(weight_of.values(), np.float64, len(weight_of)))
-    return _unit(vec), used
+        return None, kind_of
+    n = len(weight_of)
+    vec = model.foldin.solve(np.fromiter(weight_of, np.int64, n),
+                             np.fromiter(weight_of.values(), np.float64, n))
+    return _unit(vec), kind_of
+
+
+def _session_part(model: ServingModel, q: Query, live: LiveSession, cfg: BlendConfig):
+    """`session_vector`, reused while the session is unchanged for `session_reuse_ms`: the
+    placements of one page view (home, product, cart widgets) ask within milliseconds of each
+    other, and the fold-in is over a third of their ranking. The recency decay moves the weights
+    by 2^(-reuse/half-life) meanwhile (< 0.04% for 1 s at the default hour): the same ranking.
+    The key is the shopper and the newest and oldest recent events with their count; a new
+    event changes the newest (the recent list is newest first)."""
+    items = live.items
+    key = (q.user_id, q.session_id, items[0], items[-1], len(items))
+    memo = model.session_memo
+    hit = memo.get(key)
+    if hit is not None and 0 <= q.now_ms - hit[0] <= cfg.session_reuse_ms:
+        return hit[1], hit[2]
+    vec, kinds = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
+    if len(memo) >= SESSION_MEMO_MAX:
+        memo.clear()
+    memo[key] = (q.now_ms, vec, kinds)
+    return vec, kinds
 
 
 def query_vector(model: ServingModel, q: Query, live: LiveSession | None, cfg: BlendConfig):
     """The blended query vector, its rung, and the session items that explain it."""
-    vec, rung, used = None, None, []
+    vec, rung, used = None, None, {}
     ui = model.art.user_index.get(q.user_id) if q.user_id else None
     if ui is not None and (u := _unit(model.user_factors[ui])) is not None:
         vec, rung = cfg.user_weight * u, "personalized"
     if live is not None and live.items:
-        s, used = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
+        s, used = _session_part(model, q, live, cfg)
         if s is not None:
             vec = cfg.session_weight * s if vec is None else vec + cfg.session_weight * s
             rung = rung or "session"
@@ -103,7 +129,7 @@ def query_vector(model: ServingModel, q: Query, live: LiveSession | None, cfg: B
         rung = rung or "context"
     if vec is None:
         return None, None, used
-    return vec.astype(np.float32), rung, used
+    return vec.astype(np.float32, copy=False), rung, used
 
 
 def excluded_indices(model: ServingModel, q: Query, live: LiveSession | None,
@@ -137,27 +163,39 @@ def servable(model: ServingModel, items: np.ndarray, excluded: list[int]) -> np.
     return keep
 
 
-def _affinity_share(model: ServingModel, live: LiveSession | None) -> np.ndarray | None:
+def _affinity_share(model: ServingModel, live: LiveSession | None) -> tuple[np.ndarray, int | None] | None:
+    """The live category affinities as shares of their total, by category code (the last slot,
+    items without a category, stays 0), and the code of the category holding at least half of
+    them, if one does; None without affinities."""
     if live is None or not live.category_affinity:
         return None
-    share = np.zeros(len(model.categories) + 1, dtype=np.float32)  # last slot: unknown category
+    codes, values = [], []
     for cat, value in live.category_affinity.items():
         code = model.category_code.get(cat)
-        if code is not None:
-            share[code] = value
-    total = share.sum()
-    return share / total if total > 0 else None
+        if code is not None and value > 0:
+            codes.append(code)
+            values.append(value)
+    total = sum(values)
+    if total <= 0:
+        return None
+    share = np.zeros(len(model.categories) + 1, dtype=np.float32)
+    for code, value in zip(codes, values, strict=True):
+        share[code] = value / total
+    lead = max(range(len(values)), key=values.__getitem__)
+    return share, codes[lead] if values[lead] >= 0.5 * total else None
 
 
 def _diverse_top(items: np.ndarray, scores: np.ndarray, cats: np.ndarray, k: int, share: float):
     """Best-first, at most ceil(share·k) items per category; tops up past the cap if short.
-    Only the best 8·k candidates are considered (a whole category can be thousands)."""
+    Only the best 8·k candidates are considered (a whole category can be thousands).
+    Returns the chosen items, their scores and their category codes, as lists."""
     best = min(items.size, max(8 * k, 64))
+    # ndarray methods, not numpy's functions: their wrappers cost ~1 µs a call
     if items.size <= 256:  # the usual ANN candidates: one small sort beats partition + sort
-        order = np.argsort(-scores, kind="stable")[:best].tolist()
+        order = (-scores).argsort(kind="stable")[:best].tolist()
     else:
-        head = np.argpartition(-scores, best - 1)[:best]
-        order = head[np.argsort(-scores[head], kind="stable")].tolist()
+        head = (-scores).argpartition(best - 1)[:best]
+        order = head[(-scores[head]).argsort(kind="stable")].tolist()
     cap = max(1, math.ceil(share * k))
     taken, counts, spill = [], {}, []
     cat_list = cats.tolist()
@@ -172,7 +210,7 @@ def _diverse_top(items: np.ndarray, scores: np.ndarray, cats: np.ndarray, k: int
         elif len(spill) < k:
             spill.append(j)
     taken += spill[: k - len(taken)]
-    return items[taken], scores[taken]
+    return items[taken].tolist(), scores[taken].tolist(), [cat_list[j] for j in taken]
 
 
 def _candidates(model: ServingModel, vec: np.ndarray, q: Query, excluded: list[int],
@@ -207,30 +245,32 @@ def rank(model: ServingModel, q: Query, live: LiveSession | None, cfg: BlendConf
         return None
     scores = scores / max(float(np.abs(scores).max()), 1e-9)
     cats = model.item_category[items]
-    share = _affinity_share(model, live)
-    if share is not None:
+    affinity = _affinity_share(model, live)
+    lead = None
+    if affinity is not None:
+        share, lead = affinity
         scores = scores + cfg.affinity_weight * share[cats]
-    top, top_scores = _diverse_top(items, scores, cats, q.k, cfg.max_category_share)
-    return Ranked(top.tolist(), top_scores.tolist(), _reasons(model, top, used, q, rung, share), rung)
+    top, top_scores, top_cats = _diverse_top(items, scores, cats, q.k, cfg.max_category_share)
+    return Ranked(top, top_scores, _reasons(model, top, top_cats, used, q, rung, lead), rung)
 
 
-def _reasons(model: ServingModel, top: np.ndarray, used, q: Query, rung: str, share) -> list[str]:
+def _reasons(model: ServingModel, top: list[int], top_cats: list[int], used: dict[int, str], q: Query,
+             rung: str, lead: int | None) -> list[str]:
+    """Per item, why: the session item it is closest to, the page's item, or the category the
+    shopper is mostly browsing (`lead`, from _affinity_share)."""
     ids = model.art.items.ids
     if used:
+        src = list(itertools.islice(used, 20))  # the newest 20 session items
         y = model.item_factors
-        best = (y[top] @ y[[i for i, _ in used[:20]]].T).argmax(axis=1).tolist()
-        out = [f"because you {_VERB.get(used[b][1], 'viewed')} {ids[used[b][0]]}" for b in best]
+        best = (y[top] @ y[src].T).argmax(axis=1).tolist()
+        out = [f"because you {_VERB.get(used[src[b]], 'viewed')} {ids[src[b]]}" for b in best]
     elif rung == "context" and q.context_items:
         out = [f"similar to {q.context_items[0]}"] * len(top)
     else:
         out = ["recommended for you"] * len(top)
-    if share is not None:
-        top_cat = int(np.argmax(share[:-1]))
-        if share[top_cat] >= 0.5:
-            name = f"because you're browsing {model.categories[top_cat]}"
-            for j, c in enumerate(model.item_category[top].tolist()):
-                if c == top_cat:
-                    out[j] = name
+    if lead is not None:
+        name = f"because you're browsing {model.categories[lead]}"
+        out = [name if c == lead else r for r, c in zip(out, top_cats, strict=True)]
     return out
 
 

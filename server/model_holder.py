@@ -58,6 +58,8 @@ class ServingModel:
     category_block_bytes: int = 0
     # Answers that depend on the model alone (similar items), keyed by their inputs.
     memo: dict = field(default_factory=dict)
+    # Live sessions' folded-in vectors, reused for the placements of one page view (blend).
+    session_memo: dict = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property

@@ -19,7 +19,10 @@ import numpy as np
 from server.model_holder import ServingModel
 from server.session_store import LiveSession
 
-SESSION_MEMO_MAX = 8_192  # entries of ServingModel.session_memo (a few seconds of traffic); cleared when full
+# Entries of ServingModel.memo (similar items) and .session_memo (a few seconds of traffic):
+# bounded memory, each cleared when full.
+MEMO_MAX = 50_000
+SESSION_MEMO_MAX = 8_192
 RUNGS = ("personalized", "session", "context", "trending", "popular")
 _VERB = {"view": "viewed", "add_to_cart": "added to your cart", "purchase": "bought"}
 
@@ -94,20 +97,25 @@ def _session_part(model: ServingModel, q: Query, live: LiveSession, cfg: BlendCo
     """`session_vector`, reused while the session is unchanged for `session_reuse_ms`: the
     placements of one page view (home, product, cart widgets) ask within milliseconds of each
     other, and the fold-in is over a third of their ranking. The recency decay moves the weights
-    by 2^(-reuse/half-life) meanwhile (< 0.04% for 1 s at the default hour): the same ranking.
+    by 2^(-reuse/half-life) meanwhile (0.02% for 1 s at the default hour): the same ranking.
     The key is the shopper and the newest and oldest recent events with their count; a new
     event changes the newest (the recent list is newest first)."""
+    if cfg.session_reuse_ms <= 0:
+        return session_vector(model, live, q.now_ms, cfg.session_half_life_s)
     items = live.items
     key = (q.user_id, q.session_id, items[0], items[-1], len(items))
-    memo = model.session_memo
-    hit = memo.get(key)
+    hit = model.session_memo.get(key)
     if hit is not None and 0 <= q.now_ms - hit[0] <= cfg.session_reuse_ms:
         return hit[1], hit[2]
     vec, kinds = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
-    if len(memo) >= SESSION_MEMO_MAX:
-        memo.clear()
-    memo[key] = (q.now_ms, vec, kinds)
+    _remember(model.session_memo, SESSION_MEMO_MAX, key, (q.now_ms, vec, kinds))
     return vec, kinds
+
+
+def _remember(memo: dict, limit: int, key, value) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
 
 
 def query_vector(model: ServingModel, q: Query, live: LiveSession | None, cfg: BlendConfig):
@@ -327,7 +335,6 @@ def top_up(model: ServingModel, ranked: Ranked, q: Query, live: LiveSession | No
                   ranked.reasons + more.reasons, ranked.rung)
 
 
-MEMO_MAX = 50_000  # entries of ServingModel.memo: bounded memory, cleared when full
 
 
 def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[int], list[float]]:
@@ -346,7 +353,5 @@ def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[
     items, scores = items[ok], scores[ok]
     keep = servable(model, items, list(item_indices))
     result = items[keep][:k].tolist(), scores[keep][:k].tolist()
-    if len(model.memo) >= MEMO_MAX:
-        model.memo.clear()
-    model.memo[key] = result
+    _remember(model.memo, MEMO_MAX, key, result)
     return result

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,26 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
         return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid` so far, from /proc; NaN where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def with_server_cpu(run: Awaitable[dict], pid: int) -> dict:
+    """`run`'s result plus the worker's CPU per request and its busy share over the run: what a
+    request costs at that rate. On a shared VM that cost grows as requests spread out in time
+    (benchmarks/idle_gap.py), so a rate's headroom is read from its own cost, not from the
+    closed-loop one."""
+    before, start = cpu_seconds(pid), time.perf_counter()
+    result = await run
+    cpu, wall = cpu_seconds(pid) - before, time.perf_counter() - start
+    return {**result, "server_cpu_us": cpu / max(result["requests"], 1) * 1e6, "server_busy": cpu / wall}
 
 
 def schedule(rate: float, duration_s: float) -> np.ndarray:
@@ -227,19 +247,20 @@ def main() -> None:
         subprocess.run([*VITRINE, "train", "--items", str(args.items), "--users", str(args.users),
                         "--n-events", str(args.events), "--no-eval", "--store", str(store)],
                        check=True, env=env, stdout=subprocess.DEVNULL)
-    with pinned_server(store, args.port, work, env):
+    with pinned_server(store, args.port, work, env) as server:
         catalog = Catalog.from_store(store)
         import uvloop
 
         uvloop.install()
-        report = asyncio.run(_run(f"http://127.0.0.1:{args.port}", catalog, args))
+        report = asyncio.run(_run(f"http://127.0.0.1:{args.port}", catalog, args, server.pid))
     _write(report, args, catalog)
 
 
-async def _run(base: str, catalog: Catalog, args) -> dict:
+async def _run(base: str, catalog: Catalog, args, pid: int) -> dict:
     await closed_loop(base, Traffic(catalog, seed=99), args.concurrency, 2)  # warm up
-    probe = await closed_loop(base, Traffic(catalog, seed=1), args.concurrency, args.probe_seconds)
-    floor = await closed_loop(base, Traffic(None), args.concurrency, args.probe_seconds)
+    probe = await with_server_cpu(
+        closed_loop(base, Traffic(catalog, seed=1), args.concurrency, args.probe_seconds), pid)
+    floor = await with_server_cpu(closed_loop(base, Traffic(None), args.concurrency, args.probe_seconds), pid)
     runs = []
     targets = [(float(f), probe["rate"] * float(f)) for f in args.fractions.split(",") if f]
     targets += [(float(r) / probe["rate"], float(r)) for r in args.rates.split(",") if r]
@@ -247,9 +268,15 @@ async def _run(base: str, catalog: Catalog, args) -> dict:
     # spill into a slower one.
     for fraction, rate in sorted(targets, key=lambda t: t[1]):
         runs.append({"fraction": fraction, "target_rate": rate,
-                     "storefront": await open_loop(base, Traffic(catalog, seed=2), rate, args.seconds),
-                     "healthz": await open_loop(base, Traffic(None), rate, args.seconds)})
+                     "storefront": await with_server_cpu(
+                         open_loop(base, Traffic(catalog, seed=2), rate, args.seconds), pid),
+                     "healthz": await with_server_cpu(
+                         open_loop(base, Traffic(None), rate, args.seconds), pid)})
     return {"probe": probe, "healthz_probe": floor, "runs": runs}
+
+
+def _cost(result: dict) -> str:
+    return f"{result['server_cpu_us']:,.0f} | {result['server_busy']:.0%}"
 
 
 def _write(report: dict, args, catalog: Catalog) -> None:
@@ -273,16 +300,18 @@ def _write(report: dict, args, catalog: Catalog) -> None:
         "## Maximum rate (closed loop, "
         f"{args.concurrency} concurrent, {args.probe_seconds:.0f} s)",
         "",
-        "| traffic | req/s | p50 ms | p99 ms | errors |",
-        "| --- | ---: | ---: | ---: | --- |",
-        f"| storefront mix | {p['rate']:,.0f} | {p['p50']:.2f} | {p['p99']:.2f} | {p['errors'] or '-'} |",
-        f"| /healthz (baseline) | {f['rate']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} "
+        "| traffic | req/s | p50 ms | p99 ms | worker CPU µs/request | worker busy | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| storefront mix | {p['rate']:,.0f} | {p['p50']:.2f} | {p['p99']:.2f} | {_cost(p)} "
+        f"| {p['errors'] or '-'} |",
+        f"| /healthz (baseline) | {f['rate']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} | {_cost(f)} "
         f"| {f['errors'] or '-'} |",
         "",
         f"## Fixed rate (open loop, {args.seconds:.0f} s; latency from the scheduled send time)",
         "",
-        "| traffic | target req/s | achieved | p50 ms | p95 ms | p99 ms | max ms | over 10 ms | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| traffic | target req/s | achieved | p50 ms | p95 ms | p99 ms | max ms | over 10 ms "
+        "| worker CPU µs/request | worker busy | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for run in report["runs"]:
         for name in ("storefront", "healthz"):
@@ -292,7 +321,7 @@ def _write(report: dict, args, catalog: Catalog) -> None:
                     f"longest {e['longest_s']:.2f} s" if e["slow"] else "-")
             lines.append(f"| {name} @ {run['fraction']:.0%} | {run['target_rate']:,.0f} | {r['rate']:,.0f} | "
                          f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {slow} | "
-                         f"{r['errors'] or '-'} |")
+                         f"{_cost(r)} | {r['errors'] or '-'} |")
     lines += ["", "Per endpoint at the first fixed rate:", "",
               "| request | n | p50 ms | p95 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, r in report["runs"][0]["storefront"]["by_name"].items():

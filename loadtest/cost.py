@@ -18,14 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import Traffic, _one, pinned_server
+from loadtest.bench import Traffic, _one, cpu_seconds, pinned_server
 from loadtest.http_client import Client
 from loadtest.traffic import Catalog
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def replay(base: str, requests: list, concurrency: int, seconds: float,

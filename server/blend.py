@@ -335,8 +335,6 @@ def top_up(model: ServingModel, ranked: Ranked, q: Query, live: LiveSession | No
                   ranked.reasons + more.reasons, ranked.rung)
 
 
-
-
 def similar(model: ServingModel, item_indices: list[int], k: int) -> tuple[list[int], list[float]]:
     """Items closest to the mean of the given items' vectors (themselves excluded). Depends on
     the model alone, so answers are memoised per model: product pages ask for the same items."""

@@ -73,7 +73,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
                       **_errors(400, 404, 503)},
     },
     ("get", "/v1/trending"): {
-        "summary": "Trending items from live, decayed counters (popular when Redis is down)",
+        "summary": "Trending items from live, decayed counters, topped up with popular items to k "
+                   "(all popular when Redis is down)",
         "parameters": [_param("category", "Restrict to one category."), K],
         "responses": {"200": {"description": "Trending items", **_json("Recommendations")},
                       **_errors(400, 404, 503)},

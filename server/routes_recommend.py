@@ -145,4 +145,7 @@ async def get_trending(request: web.Request) -> web.Response:
     ranked = blend.trending(model, *live_trending, q, None) if live_trending else None
     if ranked is None:
         ranked = blend.popular(model, q, None)
+    # A carousel asks for k: a short live list (a quiet hour, a small category) is filled
+    # with popular items, each saying so.
+    ranked = blend.top_up(model, ranked, q, None)
     return _response(model, ranked, request, None, live_signals=live_trending is not None)

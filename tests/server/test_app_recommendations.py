@@ -116,6 +116,10 @@ async def test_trending_reflects_live_events(client, model_store):
                                           for n in range(6)])
     body = await (await client.get("/v1/trending", params={"k": 5})).json()
     assert body["rung"] == "trending" and {x["item_id"] for x in body["items"][:2]} == set(items)
+    # Only two items have live activity: the other three are popular ones, labelled as such.
+    assert len(body["items"]) == 5 and len({x["item_id"] for x in body["items"]}) == 5
+    assert [x["reason"] for x in body["items"]] == ["trending"] * 2 + ["popular"] * 3
+    assert body["items"][1]["score"] > body["items"][2]["score"]
 
 
 async def test_items_seen_in_the_session_are_not_recommended_back(client, model_store):

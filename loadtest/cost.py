@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import Traffic, _one, cpu_seconds, pinned_server
+from loadtest.bench import Traffic, _one, pinned_server, with_server_cpu
 from loadtest.http_client import Client
 from loadtest.traffic import Catalog
 
 
-async def replay(base: str, requests: list, concurrency: int, seconds: float,
-                 pid: int) -> tuple[int, float, dict]:
+async def replay(base: str, requests: list, concurrency: int, seconds: float) -> dict:
+    """`requests` round-robin in a closed loop of `concurrency`: how many, and their statuses."""
     results: list = []
     deadline = time.perf_counter() + seconds
     position = iter(range(10**9))
@@ -32,15 +32,11 @@ async def replay(base: str, requests: list, concurrency: int, seconds: float,
         async def worker():
             while time.perf_counter() < deadline:
                 await _one(client, requests[next(position) % len(requests)], results, None)
-        before = cpu_seconds(pid)
-        start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-        cpu = cpu_seconds(pid) - before
     statuses: dict = {}
     for _, status, *_ in results:
         statuses[status] = statuses.get(status, 0) + 1
-    return len(results), cpu, {"wall": wall, "statuses": statuses}
+    return {"requests": len(results), "statuses": statuses}
 
 
 async def run(base: str, catalog: Catalog, args, pid: int) -> list[str]:
@@ -56,10 +52,10 @@ async def run(base: str, catalog: Catalog, args, pid: int) -> list[str]:
     # Events first so that the shoppers the recommendations ask for have live sessions.
     for kind in ["events", *sorted(k for k in by_kind if k != "events"), "mix"]:
         reqs = mixed if kind == "mix" else by_kind[kind]
-        await replay(base, reqs, args.concurrency, 1.0, pid)  # warm up
-        n, cpu, info = await replay(base, reqs, args.concurrency, args.seconds, pid)
-        us = cpu / max(n, 1) * 1e6
-        rows.append(f"| {kind} | {n:,} | {us:,.0f} | {1e6 / us:,.0f} | {info['statuses']} |")
+        await replay(base, reqs, args.concurrency, 1.0)  # warm up
+        r = await with_server_cpu(replay(base, reqs, args.concurrency, args.seconds), pid)
+        us = r["server_cpu_us"]
+        rows.append(f"| {kind} | {r['requests']:,} | {us:,.0f} | {1e6 / us:,.0f} | {r['statuses']} |")
         print(rows[-1], flush=True)
     return rows
 

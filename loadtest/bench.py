@@ -29,13 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from loadtest.http_client import Client, HttpError
 from loadtest.traffic import Catalog, Shopper
+from loadtest.worker_cpu import calm_and_behind, timeline, with_server_cpu
 from training.report import describe_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,26 +49,6 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
         return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of process `pid` so far, from /proc; NaN where there is none."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def with_server_cpu(run: Awaitable[dict], pid: int) -> dict:
-    """`run`'s result plus the worker's CPU per request and its busy share over the run: what a
-    request costs at that rate. On a shared VM that cost grows as requests spread out in time
-    (benchmarks/idle_gap.py), so a rate's headroom is read from its own cost, not from the
-    closed-loop one."""
-    before, start = cpu_seconds(pid), time.perf_counter()
-    result = await run
-    cpu, wall = cpu_seconds(pid) - before, time.perf_counter() - start
-    return {**result, "server_cpu_us": cpu / max(result["requests"], 1) * 1e6, "server_busy": cpu / wall}
 
 
 def schedule(rate: float, duration_s: float) -> np.ndarray:
@@ -130,9 +111,21 @@ async def closed_loop(base: str, traffic: Traffic, concurrency: int, duration_s:
     return _summary(results, elapsed)
 
 
-async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float) -> dict:
+async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float,
+                    worker_pid: int | None = None) -> dict:
+    """A fixed-rate run. With `worker_pid`, the worker's CPU is sampled throughout, and the
+    result says what it cost while the run was calm and while it was behind."""
     results: list = []
     times = schedule(rate, duration_s)
+    async with contextlib.AsyncExitStack() as stack:
+        samples = await stack.enter_async_context(timeline(worker_pid)) if worker_pid else None
+        result = await _open_loop(base, traffic, times, results)
+    if samples is not None:
+        result["worker"] = calm_and_behind(samples, results)
+    return result
+
+
+async def _open_loop(base: str, traffic: Traffic, times: np.ndarray, results: list) -> dict:
     with no_client_gc():
         async with Client(base, limit=512, timeout_s=5) as client:
             # Only the requests still in flight are awaited at the end: gathering all of a
@@ -269,14 +262,23 @@ async def _run(base: str, catalog: Catalog, args, pid: int) -> dict:
     for fraction, rate in sorted(targets, key=lambda t: t[1]):
         runs.append({"fraction": fraction, "target_rate": rate,
                      "storefront": await with_server_cpu(
-                         open_loop(base, Traffic(catalog, seed=2), rate, args.seconds), pid),
+                         open_loop(base, Traffic(catalog, seed=2), rate, args.seconds, pid), pid),
                      "healthz": await with_server_cpu(
-                         open_loop(base, Traffic(None), rate, args.seconds), pid)})
+                         open_loop(base, Traffic(None), rate, args.seconds, pid), pid)})
     return {"probe": probe, "healthz_probe": floor, "runs": runs}
 
 
 def _cost(result: dict) -> str:
     return f"{result['server_cpu_us']:,.0f} | {result['server_busy']:.0%}"
+
+
+def _calm_behind(w: dict) -> str:
+    calm, behind = w["calm"], w["behind"]
+    total = calm["seconds"] + behind["seconds"]
+    if not behind["seconds"]:
+        return f"0% | {calm['cpu_us']:,.0f} / - | {calm['busy']:.0%} / - | {calm['steal']:.1%} / -"
+    return (f"{behind['seconds'] / total:.0%} | {calm['cpu_us']:,.0f} / {behind['cpu_us']:,.0f} | "
+            f"{calm['busy']:.0%} / {behind['busy']:.0%} | {calm['steal']:.1%} / {behind['steal']:.1%}")
 
 
 def _write(report: dict, args, catalog: Catalog) -> None:
@@ -322,6 +324,17 @@ def _write(report: dict, args, catalog: Catalog) -> None:
             lines.append(f"| {name} @ {run['fraction']:.0%} | {run['target_rate']:,.0f} | {r['rate']:,.0f} | "
                          f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {slow} | "
                          f"{_cost(r)} | {r['errors'] or '-'} |")
+    lines += ["", "Calm and behind: each fixed-rate run's time in 0.1 s windows, \"behind\" where an "
+              "answer came over 10 ms after its scheduled send. The same work costing more CPU per "
+              "answer there is the machine slowing down; steal is the hypervisor running something "
+              "else on the worker's core.", "",
+              "| traffic | target req/s | time behind | worker CPU µs/answer, calm / behind "
+              "| worker busy, calm / behind | steal, calm / behind |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for run in report["runs"]:
+        for name in ("storefront", "healthz"):
+            lines.append(f"| {name} @ {run['fraction']:.0%} | {run['target_rate']:,.0f} | "
+                         f"{_calm_behind(run[name]['worker'])} |")
     lines += ["", "Per endpoint at the first fixed rate:", "",
               "| request | n | p50 ms | p95 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, r in report["runs"][0]["storefront"]["by_name"].items():

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import Traffic, _one, pinned_server, with_server_cpu
+from loadtest.bench import Traffic, _one, pinned_server
 from loadtest.http_client import Client
 from loadtest.traffic import Catalog
+from loadtest.worker_cpu import with_server_cpu
 
 
 async def replay(base: str, requests: list, concurrency: int, seconds: float) -> dict:

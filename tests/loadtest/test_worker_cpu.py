@@ -54,7 +54,7 @@ async def test_timeline_samples_the_workers_cpu_through_a_run():
         await asyncio.sleep(0.1)
     times, cpu, steal = zip(*samples, strict=True)
     assert len(samples) >= 5 and list(times) == sorted(times)
-    assert 0.22 <= cpu[-1] - cpu[0] < 0.5
+    assert 0.18 <= cpu[-1] - cpu[0] < 0.5  # the thread's 0.25 s, in ticks the kernel samples
     assert list(cpu) == sorted(cpu)
     assert all(math.isnan(s) for s in steal) or all(s >= 0 for s in steal)
     assert math.isnan(steal_seconds({10**6}))  # no such core

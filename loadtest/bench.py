@@ -325,9 +325,9 @@ def _write(report: dict, args, catalog: Catalog) -> None:
                          f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {slow} | "
                          f"{_cost(r)} | {r['errors'] or '-'} |")
     lines += ["", "Calm and behind: each fixed-rate run's time in 0.1 s windows, \"behind\" where an "
-              "answer came over 10 ms after its scheduled send. The same work costing more CPU per "
-              "answer there is the machine slowing down; steal is the hypervisor running something "
-              "else on the worker's core.", "",
+              "answer came over 10 ms after its scheduled send. More CPU per answer there is the same "
+              "work costing more (the machine slowing down, or the backlog itself); steal is the "
+              "hypervisor running something else on the worker's core.", "",
               "| traffic | target req/s | time behind | worker CPU µs/answer, calm / behind "
               "| worker busy, calm / behind | steal, calm / behind |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]

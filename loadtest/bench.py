@@ -117,12 +117,11 @@ async def open_loop(base: str, traffic: Traffic, rate: float, duration_s: float,
     result says what it cost while the run was calm and while it was behind."""
     results: list = []
     times = schedule(rate, duration_s)
-    async with contextlib.AsyncExitStack() as stack:
-        samples = await stack.enter_async_context(timeline(worker_pid)) if worker_pid else None
+    if worker_pid is None:
+        return await _open_loop(base, traffic, times, results)
+    async with timeline(worker_pid) as samples:
         result = await _open_loop(base, traffic, times, results)
-    if samples is not None:
-        result["worker"] = calm_and_behind(samples, results)
-    return result
+    return {**result, "worker": calm_and_behind(samples, results)}
 
 
 async def _open_loop(base: str, traffic: Traffic, times: np.ndarray, results: list) -> dict:

@@ -30,8 +30,8 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from models.foldin import fold_in  # noqa: E402
 from server.app import create_app  # noqa: E402
-from server.embedded_redis import EmbeddedRedis  # noqa: E402
 from server.settings import Settings  # noqa: E402
+from server.store.embedded import EmbeddedRedis  # noqa: E402
 from training.catalog import read_catalog  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.interactions import confidence_matrix  # noqa: E402
@@ -78,8 +78,9 @@ def offline_recall(model, log, cases, config) -> float:
 
 async def http_recall(store, log, cases, tmp, **blend) -> float:
     redis = EmbeddedRedis(tmp / f"redis-{time.monotonic_ns()}").start()
-    settings = Settings(model_store=store, redis_url=redis.url, data_dir=tmp, deadline_ms=1000,
-                        recent_cap=5000, max_batch_events=5000, **blend)
+    settings = Settings().replace(**{
+        "model.store": store, "redis.url": redis.url, "data.dir": tmp, "recommend.deadline_ms": 1000,
+        "redis.recent_cap": 5000, "server.max_batch_events": 5000, **blend})
     ids = np.array(log.item_ids)
     categories = np.array([c or "" for c in log.item_category])
     recalls = []
@@ -113,8 +114,8 @@ async def main() -> None:
 
         model = artifact.load(result.path)
         offline = offline_recall(model, log, cases, config)
-        neutral = await http_recall(config.store, log, cases, tmp, affinity_weight=0.0,
-                                    max_category_share=1.0)
+        neutral = await http_recall(config.store, log, cases, tmp, **{"recommend.affinity_weight": 0.0,
+                                                                      "recommend.max_category_share": 1.0})
         default = await http_recall(config.store, log, cases, tmp)
         rows.append((seed, offline, neutral, default))
         print(f"seed {seed}: offline {offline:.4f}  http(neutral) {neutral:.4f}  http(default) {default:.4f}",

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from models import artifact, foldin  # noqa: E402
 from models.foldin import FoldIn  # noqa: E402
-from server.model_holder import ServingModel  # noqa: E402
+from server.recommend.model import ServingModel  # noqa: E402
 from training.index import HEAD_DEPTH, RECALL_K, build_index, recall_at_k  # noqa: E402
 from training.topk import exact_top_k  # noqa: E402
 

@@ -19,8 +19,11 @@ from pathlib import Path
 import uvloop
 
 from models.events import Event
-from server.embedded_redis import EmbeddedRedis
-from server.session_store import SessionStore, StoreConfig
+from server.settings import RedisSettings
+from server.store.connections import Connections
+from server.store.embedded import EmbeddedRedis
+from server.store.sessions import SessionStore
+from server.store.trending import TrendingStore
 
 T0 = 1_800_000_000_000
 
@@ -62,7 +65,9 @@ async def _cpu_per_call(calls: int, make_call, concurrency: int = 16) -> float:
 
 async def run(calls: int, data_dir: Path) -> list[str]:
     server = EmbeddedRedis(data_dir).start()
-    store = SessionStore.connect(server.url, StoreConfig(timeout_s=1.0))
+    conn = Connections(server.url, timeout_s=1.0)
+    store = SessionStore(conn.wire, RedisSettings())
+    trending = TrendingStore(conn.wire, RedisSettings())
     try:
         # A full session for the read: 200 events, so `recent` is at its cap of 50.
         await store.ingest([_event(n, 0, T0 + n) for n in range(200)], now_ms=T0 + 200)
@@ -73,12 +78,12 @@ async def run(calls: int, data_dir: Path) -> list[str]:
             events = [_event(next(counter), n % 1000, T0 + 2_000) for n in range(batch)]
             await store.ingest(events, now_ms=T0 + 2_000)
 
-        await store.redis.set("k", "v")
+        await conn.client.set("k", "v")
         cpu = {name: await _cpu_per_call(calls, call) for name, call in (
-            ("redis-py asyncio (hiredis)", lambda i: store.redis.get("k")),
-            ("server.redis_wire", lambda i: store.wire.call("GET", "k")))}
+            ("redis-py asyncio (hiredis)", lambda i: conn.client.get("k")),
+            ("server.store.wire", lambda i: conn.wire.call("GET", "k")))}
         rows = [
-            _summary("baseline: PING, same client", await _timed(calls, lambda i: store.ping())),
+            _summary("baseline: PING, same client", await _timed(calls, lambda i: conn.ping())),
             _summary("read (full session)", await _timed(
                 calls, lambda i: store.read(user_id="u0", session_id="s0", now_ms=T0 + 1_000))),
             _summary("read (unknown shopper)", await _timed(
@@ -86,10 +91,10 @@ async def run(calls: int, data_dir: Path) -> list[str]:
             _summary("ingest, 1 event", await _timed(calls, lambda i: ingest(1))),
             _summary("ingest, 10 events (10 shoppers)", await _timed(calls, lambda i: ingest(10))),
             _summary("trending top 20", await _timed(
-                calls, lambda i: store.trending(category=None, n=20, now_ms=T0 + 3_000))),
+                calls, lambda i: trending.top(category=None, n=20, now_ms=T0 + 3_000))),
         ]
     finally:
-        await store.aclose()
+        await conn.aclose()
         server.stop()
     return rows, cpu
 

@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from models.artifact import describe_index  # noqa: E402
 from training.als import fit_als  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.index import ivf_nlist, new_ivf  # noqa: E402
 from training.interactions import confidence_matrix  # noqa: E402
 from training.pipeline import train  # noqa: E402
 from training.readers import read_events  # noqa: E402
-from training.report import describe_index  # noqa: E402
 from training.synthetic import generate_store  # noqa: E402
 from training.writers import write_events  # noqa: E402
 

@@ -37,7 +37,7 @@ import numpy as np
 from loadtest.http_client import Client, HttpError
 from loadtest.traffic import Catalog, Shopper
 from loadtest.worker_cpu import calm_and_behind, timeline, with_server_cpu
-from training.report import describe_index
+from models.artifact import describe_index
 
 ROOT = Path(__file__).resolve().parents[1]
 VITRINE = [sys.executable, "-m", "vitrine.cli"]
@@ -198,13 +198,13 @@ def pinned_server(store: Path, port: int, work: Path, env: dict) -> Iterator[sub
     """Redis and one `vitrine serve` worker on core 0; Redis and this process (the load) on
     core 1, so the worker has a core to itself. Yields the worker once it is ready; stops
     both and removes `work` (Redis data, a model trained there) afterwards."""
-    from server.embedded_redis import EmbeddedRedis
+    from server.store.embedded import EmbeddedRedis
 
     redis = EmbeddedRedis(work / "redis").start()
     subprocess.run(["taskset", "-cp", "1", str(redis.process.pid)], check=False, capture_output=True)
     server = subprocess.Popen(
         [*_pin(0), *VITRINE, "serve", "--workers", "1", "--port", str(port), "--store", str(store)],
-        env={**env, "REDIS_URL": redis.url, "VITRINE_LOG_LEVEL": "warning"})
+        env={**env, "REDIS_URL": redis.url, "VITRINE_SERVER_LOG_LEVEL": "warning"})
     if _pin(1):
         os.sched_setaffinity(0, {1})
     try:

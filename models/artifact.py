@@ -98,6 +98,18 @@ class ModelArtifact:
         return self.manifest["params"]["event_weights"]
 
 
+def describe_index(index: dict) -> str:
+    """One line for a manifest's index description (the trainer's report, the benchmarks)."""
+    if index.get("head_items"):
+        return (f"{index['kind']}, the {index['head_items']:,} largest-norm items, "
+                f"recall@50 {index['recall_at_50']:.3f}, "
+                f"recall@{index.get('head_depth', 100)} {index['recall_at_head_depth']:.3f} vs exact")
+    if index.get("nlist"):
+        return (f"{index['kind']}, nlist {index['nlist']}, nprobe {index['nprobe']}, "
+                f"recall@50 {index['recall_at_50']:.3f} vs exact")
+    return f"{index['kind']} (exact)"
+
+
 def new_version(fingerprint: str, now: float | None = None) -> str:
     """A sortable, unique version name: UTC time plus 8 hex digits of the data fingerprint."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
@@ -143,7 +155,7 @@ def write_artifact(
         _pack(directory / "segments.msgpack", segments)
     # The manifest goes last: its presence marks the other files as complete.
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def publish(
@@ -184,7 +196,7 @@ def set_current(store: Path, version: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, store / CURRENT)
-    _fsync_dir(store)
+    fsync_dir(store)
 
 
 def current_version(store: Path) -> str | None:
@@ -298,7 +310,7 @@ def _unpack(path: Path) -> Any:
     return msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

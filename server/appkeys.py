@@ -1,21 +1,23 @@
-"""Typed application state (aiohttp AppKeys), shared by the app factory and the routes."""
+"""Typed application state (aiohttp AppKeys), set by the app factory and read by the routes."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.blend import BlendConfig
-from server.metrics import Metrics
-from server.model_holder import ModelHolder
-from server.session_store import SessionStore
+from server.ops.metrics import Metrics
+from server.ops.models import ModelHolder
+from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
+from server.store.connections import Connections
+from server.store.sessions import SessionStore
 
 SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Connections)
+SESSIONS = web.AppKey("sessions", SessionStore)
+TRENDING = web.AppKey("trending", TrendingSnapshot)
 MODELS = web.AppKey("models", ModelHolder)
-STORE = web.AppKey("store", SessionStore)
 METRICS = web.AppKey("metrics", Metrics)
-TRENDING_CACHE = web.AppKey("trending_cache", dict)
-BLEND = web.AppKey("blend", BlendConfig)  # settings.blend, built once
+OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,4 +1,5 @@
-"""Shared fixtures. Integration tests run against a real redis-server (the embedded one)."""
+"""Shared fixtures. Integration tests run against real redis-servers: the embedded one, a TCP
+server with a password, and a 3-master Redis Cluster (tests/redis_servers.py)."""
 
 import os
 
@@ -7,9 +8,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from dataclasses import dataclass  # noqa: E402
+
 import pytest  # noqa: E402
 
-from server.embedded_redis import EmbeddedRedis  # noqa: E402
+from server.store.embedded import EmbeddedRedis  # noqa: E402
+from tests.redis_servers import LocalCluster, TcpRedis  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,37 @@ def redis_url(redis_server):
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def tcp_redis(tmp_path_factory):
+    server = TcpRedis(tmp_path_factory.mktemp("redis-tcp")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    flavour: str
+    url: str
+    cluster: bool
+
+
+FLAVOURS = ("embedded", "tcp_password", "cluster")
+
+
+@pytest.fixture(params=FLAVOURS)
+def redis_target(request) -> RedisTarget:
+    """Each Redis flavour in turn, flushed: the store contract suite runs against all three."""
+    if request.param == "embedded":
+        return RedisTarget("embedded", request.getfixturevalue("redis_url"), False)
+    server = request.getfixturevalue("tcp_redis" if request.param == "tcp_password" else "redis_cluster")
+    server.flush()
+    return RedisTarget(request.param, server.url, request.param == "cluster")

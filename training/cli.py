@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_STORE = Path("models/store")
+# A flag whose dest starts with "setting:" overrides that setting of the one configuration
+# (server/settings.py, loaded by vitrine/cli.py); the handler reads `args.settings`.
+STORE_FLAG = {"dest": "setting:model.store", "default": None,
+              "help": "model store (default: the model.store setting, VITRINE_MODEL_STORE)"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="item catalog CSV (item_id,category,price,in_stock,consumable)")
     p.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail")
     _synthetic_args(p)
-    p.add_argument("--store", type=Path, default=DEFAULT_STORE, help="model store (default: %(default)s)")
+    p.add_argument("--store", **STORE_FLAG)
     p.add_argument("--factors", type=int)
     p.add_argument("--regularization", type=float)
     p.add_argument("--alpha", type=float)
@@ -39,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = subparsers.add_parser("models", help="list the published model versions or switch CURRENT")
     m.add_argument("action", choices=("list", "use"))
     m.add_argument("version", nargs="?")
-    m.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    m.add_argument("--store", **STORE_FLAG)
     m.set_defaults(handler=_models)
 
 
@@ -63,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.readers import BadEventLog, read_events
     from training.report import format_report
 
-    config = TrainConfig(store=args.store, evaluate=not args.no_eval)
+    config = TrainConfig(store=args.settings.model.store, evaluate=not args.no_eval)
     for name in ("factors", "regularization", "alpha", "iterations", "half_life_days",
                  "eval_seeds", "eval_holdout_users"):
         if getattr(args, name) is not None:
@@ -116,18 +119,19 @@ def _generate(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from models import artifact
 
+    store = args.settings.model.store
     if args.action == "use":
         if not args.version:
             return _fail("models use: give the VERSION to switch to")
         try:
-            artifact.set_current(args.store, args.version)
+            artifact.set_current(store, args.version)
         except artifact.ArtifactError as exc:
             return _fail(str(exc))
         print(f"CURRENT → {args.version}")
         return 0
-    versions = artifact.list_versions(args.store)
+    versions = artifact.list_versions(store)
     if not versions:
-        print(f"no published versions in {args.store}")
+        print(f"no published versions in {store}")
         return 0
     print(f"{'':2}{'version':28}{'created':27}{'items':>10}{'users':>10}{'recall@20':>11}{'× pop':>7}")
     for v in versions:

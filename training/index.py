@@ -35,7 +35,7 @@ from training.topk import exact_top_k
 NPROBE_STEPS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 RECALL_K = 50
 # A norm head's recall falls with depth (an IVF's hardly does): it must reach the target at the
-# depth the server retrieves candidates (BlendConfig.candidates), not only at RECALL_K.
+# depth the server retrieves candidates (the recommend.candidates setting), not only at RECALL_K.
 HEAD_DEPTH = 100
 
 
@@ -48,6 +48,7 @@ class IndexInfo:
     queries: int
     head_items: int | None = None  # norm_head_ip: items scanned
     recall_at_head_depth: float | None = None  # norm_head_ip: recall@HEAD_DEPTH
+    head_depth: int | None = None  # norm_head_ip: HEAD_DEPTH, so readers need not import it
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -118,7 +119,8 @@ def build_index(
         if deep >= target_recall:  # predicted from the ranks; measured here, ties and all
             recall = recall_at_k(found[:, :RECALL_K], exact[:, :RECALL_K])
             return index, IndexInfo("norm_head_ip", None, None, round(recall, 4), int(q.shape[0]),
-                                    head_items=head, recall_at_head_depth=round(deep, 4))
+                                    head_items=head, recall_at_head_depth=round(deep, 4),
+                                    head_depth=HEAD_DEPTH)
     return _ivf(x, q, exact[:, :RECALL_K], target_recall, rng, seed)
 
 

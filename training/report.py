@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.index import HEAD_DEPTH, RECALL_K
+from models.artifact import describe_index
 
 METRICS = ("recall@20", "recall@50", "ndcg@100", "coverage@20")
 
@@ -16,18 +16,6 @@ def _table(title: str, summary: dict) -> list[str]:
         lines.append(f"  {m:<13}{model['mean']:>9.4f} ±{model['std']:.3f}"
                      f"{pop['mean']:>9.4f} ±{pop['std']:.3f}{ratio:>8}")
     return lines
-
-
-def describe_index(index: dict) -> str:
-    """One line for a manifest's index description."""
-    if index.get("head_items"):
-        return (f"{index['kind']}, the {index['head_items']:,} largest-norm items, "
-                f"recall@{RECALL_K} {index['recall_at_50']:.3f}, "
-                f"recall@{HEAD_DEPTH} {index['recall_at_head_depth']:.3f} vs exact")
-    if index.get("nlist"):
-        return (f"{index['kind']}, nlist {index['nlist']}, nprobe {index['nprobe']}, "
-                f"recall@{RECALL_K} {index['recall_at_50']:.3f} vs exact")
-    return f"{index['kind']} (exact)"
 
 
 def format_report(manifest: dict) -> str:

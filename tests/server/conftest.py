@@ -24,14 +24,28 @@ def model_store(tmp_path_factory, synthetic_store):
 
 
 def make_settings(model_store, redis_url, tmp_path, **overrides) -> Settings:
-    # A generous deadline: CI machines are noisy and these tests check behaviour, not speed.
-    return Settings(model_store=model_store, redis_url=redis_url, data_dir=tmp_path,
-                    deadline_ms=500, reload_interval_s=0.05, **overrides)
+    """Settings for a test app; `overrides` by dotted name: `**{"server.admin_token": "x"}`.
+    A generous deadline: CI machines are noisy and these tests check behaviour, not speed."""
+    return Settings().replace(**{"model.store": model_store, "redis.url": redis_url, "data.dir": tmp_path,
+                                 "recommend.deadline_ms": 500, "model.reload_interval_s": 0.05,
+                                 "recommend.trending_refresh_s": 0.05, **overrides})
 
 
 @pytest.fixture
 async def client(aiohttp_client, model_store, redis_url, tmp_path):
     return await aiohttp_client(create_app(make_settings(model_store, redis_url, tmp_path)))
+
+
+async def until(check, timeout_s: float = 3.0, interval_s: float = 0.02):
+    """Poll `check()` (async) until it returns something truthy; that value, or the last one."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval_s)
 
 
 def now_ms() -> int:

@@ -55,3 +55,4 @@ async def test_unknown_route_and_method(client):
     assert resp.status == 404 and (await resp.json())["error"] == "not_found"
     resp = await client.delete("/v1/events")
     assert resp.status == 405 and (await resp.json())["error"] == "method_not_allowed"
+    assert resp.headers["Allow"] == "POST"

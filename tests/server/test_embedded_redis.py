@@ -1,6 +1,6 @@
 import redis
 
-from server.embedded_redis import EmbeddedRedis
+from server.store.embedded import EmbeddedRedis
 
 
 def test_acknowledged_writes_survive_a_killed_redis(tmp_path):

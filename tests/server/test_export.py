@@ -4,14 +4,15 @@ import msgspec
 import pytest
 
 from models.events import Event
-from server.export import ExportBusy, export_events
-from server.keys import Keys
-from server.session_store import SessionStore, StoreConfig
+from server.events.export import ExportBusy, export_events
+from server.store.keys import Keys
+from tests.stores import Stores
 from training.readers import read_events
 from vitrine.cli import main
 
 T0 = 1_800_000_000_000
-KEYS = Keys("vt")
+KEYS = Keys("vt", 1)
+STREAM = KEYS.stream(0)
 
 
 def ev(event_id, item="i1", type="view", ts=T0, user_id="u1", **extra) -> Event:
@@ -19,11 +20,28 @@ def ev(event_id, item="i1", type="view", ts=T0, user_id="u1", **extra) -> Event:
                  **extra)
 
 
+class Store:
+    """The session store and redis-py over one Redis, as `vitrine events export` sees it."""
+
+    def __init__(self, stores: Stores):
+        self.stores, self.redis = stores, stores.client
+
+    async def ingest(self, events, now_ms):
+        return await self.stores.sessions.ingest(events, now_ms=now_ms)
+
+
+async def export_one(client, out_dir, **kw):
+    """The export of a one-shard store: (path, n) of its file, (None, 0) when nothing new."""
+    written = await export_events(client, out_dir, KEYS, **kw)
+    assert len(written) <= 1
+    return written[0] if written else (None, 0)
+
+
 @pytest.fixture
 async def store(redis_url):
-    store = SessionStore.connect(redis_url, StoreConfig(timeout_s=5.0))
-    yield store
-    await store.aclose()
+    stores = Stores.open(redis_url, timeout_ms=5000, shards=1)
+    yield Store(stores)
+    await stores.aclose()
 
 
 async def test_exported_events_read_back_by_the_trainer_field_for_field(store, tmp_path):
@@ -31,7 +49,7 @@ async def test_exported_events_read_back_by_the_trainer_field_for_field(store, t
               ev("b", "i2", "purchase", T0 + 5, quantity=2),
               Event(event_id="c", session_id="anon", type="search", ts=T0 + 6, query="red shoes")]
     await store.ingest(events, now_ms=T0)
-    path, n = await export_events(store.redis, tmp_path)
+    path, n = await export_one(store.redis, tmp_path)
     assert n == 3 and path.parent == tmp_path
     decoded = [msgspec.json.decode(line, type=Event) for line in path.read_bytes().splitlines()]
     assert decoded == events
@@ -41,11 +59,11 @@ async def test_exported_events_read_back_by_the_trainer_field_for_field(store, t
 
 async def test_export_resumes_from_its_checkpoint_and_trims_only_what_it_wrote(store, tmp_path):
     await store.ingest([ev("a"), ev("b", "i2")], now_ms=T0)
-    first, n1 = await export_events(store.redis, tmp_path)
-    assert n1 == 2 and await store.redis.xlen(KEYS.stream) == 0
-    assert await export_events(store.redis, tmp_path) == (None, 0)
+    first, n1 = await export_one(store.redis, tmp_path)
+    assert n1 == 2 and await store.redis.xlen(STREAM) == 0
+    assert await export_one(store.redis, tmp_path) == (None, 0)
     await store.ingest([ev("c", "i3")], now_ms=T0)
-    second, n2 = await export_events(store.redis, tmp_path)
+    second, n2 = await export_one(store.redis, tmp_path)
     assert n2 == 1 and second != first and first.exists()  # never overwrites an earlier file
     assert [msgspec.json.decode(x, type=Event).event_id for x in second.read_bytes().splitlines()] == ["c"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name])  # no .part
@@ -54,17 +72,17 @@ async def test_export_resumes_from_its_checkpoint_and_trims_only_what_it_wrote(s
 async def test_export_keeps_the_stream_when_asked_and_dedups_a_re_added_event(store, tmp_path):
     await store.ingest([ev("a"), ev("b", "i2")], now_ms=T0)
     # An at-least-once stream may hold an event twice (e.g. added by an older server's retry).
-    payload = (await store.redis.xrange(KEYS.stream, count=1))[0][1][b"e"]
-    await store.redis.xadd(KEYS.stream, {"e": payload})
-    path, n = await export_events(store.redis, tmp_path, trim=False)
-    assert n == 2 and await store.redis.xlen(KEYS.stream) == 3
+    payload = (await store.redis.xrange(STREAM, count=1))[0][1][b"e"]
+    await store.redis.xadd(STREAM, {"e": payload})
+    path, n = await export_one(store.redis, tmp_path, trim=False)
+    assert n == 2 and await store.redis.xlen(STREAM) == 3
     assert len(path.read_bytes().splitlines()) == 2
 
 
 async def test_a_second_concurrent_export_is_refused(store, tmp_path):
     await store.redis.set(KEYS.export_lock, "someone-else")
     with pytest.raises(ExportBusy):
-        await export_events(store.redis, tmp_path)
+        await export_one(store.redis, tmp_path)
     assert await store.redis.get(KEYS.export_lock) == b"someone-else"  # not released by us
 
 
@@ -73,8 +91,8 @@ async def test_a_failed_write_trims_nothing(store, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(OSError):
-        await export_events(store.redis, blocker / "out")
-    assert await store.redis.xlen(KEYS.stream) == 1 and await store.redis.get(KEYS.export_position) is None
+        await export_one(store.redis, blocker / "out")
+    assert await store.redis.xlen(STREAM) == 1 and await store.redis.get(KEYS.export_position(0)) is None
     assert await store.redis.get(KEYS.export_lock) is None
 
 
@@ -102,16 +120,62 @@ async def _cli(argv: list[str]) -> int:
 def test_export_attaches_to_a_running_embedded_redis(tmp_path):
     import redis
 
-    from server.embedded_redis import EmbeddedRedis
+    from server.store.embedded import EmbeddedRedis
 
     running = EmbeddedRedis(tmp_path / "data" / "redis").start()
     try:
         client = redis.Redis.from_url(running.url)
-        client.xadd(KEYS.stream, {"e": msgspec.msgpack.encode(ev("a"))})
+        client.xadd(STREAM, {"e": msgspec.msgpack.encode(ev("a"))})
         assert main(["events", "export", "--out", str(tmp_path / "out"),
                      "--data-dir", str(tmp_path / "data")]) == 0
-        assert client.ping() and client.xlen(KEYS.stream) == 0  # same server, still up
+        assert client.ping() and client.xlen(STREAM) == 0  # same server, still up
         client.close()
     finally:
         running.stop()
 
+
+
+def test_export_with_the_data_dir_setting_reads_what_the_server_stored(tmp_path, monkeypatch):
+    """VITRINE_DATA_DIR, as the Dockerfile sets it: export finds the server's embedded Redis."""
+    import redis
+
+    from server.store.embedded import EmbeddedRedis
+
+    running = EmbeddedRedis(tmp_path / "srv-data" / "redis").start()
+    monkeypatch.chdir(tmp_path)  # a ./var here must not be where the export looks
+    monkeypatch.setenv("VITRINE_DATA_DIR", str(tmp_path / "srv-data"))
+    try:
+        client = redis.Redis.from_url(running.url)
+        client.xadd(STREAM, {"e": msgspec.msgpack.encode(ev("a"))})
+        assert main(["events", "export", "--out", str(tmp_path / "out")]) == 0
+        assert client.xlen(STREAM) == 0 and not (tmp_path / "var").exists()
+        assert len(list((tmp_path / "out").glob("events-*.jsonl"))) == 1
+        client.close()
+    finally:
+        running.stop()
+
+
+async def test_the_stream_of_a_version_before_the_shards_is_exported_too(store, tmp_path):
+    legacy = "vt:{g}:stream"
+    await store.redis.xadd(legacy, {"e": msgspec.msgpack.encode(ev("old"))})
+    await store.ingest([ev("new", "i2")], now_ms=T0)
+    written = await export_events(store.redis, tmp_path, KEYS)
+    events = sorted(msgspec.json.decode(line, type=Event).event_id
+                    for path, _ in written for line in path.read_bytes().splitlines())
+    assert events == ["new", "old"] and await store.redis.xlen(legacy) == 0
+
+
+async def test_export_from_every_redis_flavour_reads_every_shard(redis_target, tmp_path):
+    stores = Stores.open(redis_target.url, cluster=redis_target.cluster, timeout_ms=5000)
+    try:
+        events = [ev(f"e{i}", f"i{i}", user_id=f"u{i}") for i in range(40)]  # many shoppers, many shards
+        assert (await stores.sessions.ingest(events, now_ms=T0)).accepted == 40
+        keys = stores.keys
+        written = await export_events(stores.client, tmp_path, keys)
+        exported = sorted(msgspec.json.decode(line, type=Event).event_id
+                          for path, _ in written for line in path.read_bytes().splitlines())
+        assert exported == sorted(e.event_id for e in events)
+        assert len(written) == len({keys.shard_of(f"{{u:u{i}}}") for i in range(40)})
+        assert sum([await stores.client.xlen(keys.stream(n)) for n in range(keys.shards)]) == 0
+    finally:
+        await stores.aclose()

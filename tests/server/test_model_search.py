@@ -5,7 +5,7 @@ import pytest
 
 from models import artifact
 from models.foldin import gram_matrix
-from server.model_holder import ServingModel
+from server.recommend.model import ServingModel
 from training.index import build_index
 
 
@@ -63,14 +63,15 @@ def test_exact_scan_returns_all_items_when_asked_for_more(tmp_path):
 
 
 def test_category_scores_are_the_inner_products_cached_or_not(tmp_path, monkeypatch):
-    from server import model_holder
+    from server.recommend import caches as caches_module
 
     items, users = _factors(3_000, skewed=True)
     model = _serving(tmp_path, items, users, 10**6)
+    caches = caches_module.Caches(model)
     pools = {0: np.arange(0, 3_000, 7), 1: np.arange(5, 900, 3)}
-    monkeypatch.setattr(model_holder, "CATEGORY_BLOCKS_MAX_BYTES", pools[0].size * 16 * 4)
+    monkeypatch.setattr(caches_module, "CATEGORY_BLOCKS_MAX_BYTES", pools[0].size * 16 * 4)
     for _ in range(2):  # the first call copies the block (if it fits), the second reads it
         for code, pool in pools.items():
-            np.testing.assert_allclose(model.category_scores(code, pool, users[0]), items[pool] @ users[0],
-                                       rtol=1e-5, atol=1e-6)
-    assert list(model.category_blocks) == [0]  # the second block was over the budget
+            np.testing.assert_allclose(caches.category_scores(model, code, pool, users[0]),
+                                       items[pool] @ users[0], rtol=1e-5, atol=1e-6)
+    assert list(caches.category_blocks) == [0]  # the second block was over the budget

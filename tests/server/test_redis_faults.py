@@ -3,8 +3,9 @@
 import pytest
 
 from models.events import Event
-from server.embedded_redis import EmbeddedRedis
-from server.session_store import SessionStore, StoreConfig, StoreUnavailable
+from server.store.embedded import EmbeddedRedis
+from server.store.records import StoreUnavailable
+from tests.stores import Stores
 
 T0 = 1_800_000_000_000
 
@@ -21,7 +22,8 @@ def server(tmp_path):
 
 
 async def test_a_killed_redis_is_unavailable_and_acknowledged_events_survive_the_restart(server):
-    store = SessionStore.connect(server.url, StoreConfig())
+    stores = Stores.open(server.url)
+    store = stores.sessions
     acked = [ev(f"e{i}", f"i{i}", "purchase" if i % 2 else "view") for i in range(20)]
     assert (await store.ingest(acked, now_ms=T0)).accepted == 20
     server.kill()  # SIGKILL: no shutdown, no final AOF flush
@@ -31,27 +33,28 @@ async def test_a_killed_redis_is_unavailable_and_acknowledged_events_survive_the
     with pytest.raises(StoreUnavailable):
         await store.ingest([ev("lost", "i99")], now_ms=T0)
     with pytest.raises(StoreUnavailable):
-        await store.trending(category=None, n=3, now_ms=T0)
-    assert not await store.ping()
+        await stores.trending.top(category=None, n=3, now_ms=T0)
+    assert not await stores.conn.ping()
 
     server.start()  # same data dir: replays the append-only file
-    assert await store.ping()
+    assert await stores.conn.ping()
     live = await store.read(user_id=None, session_id="s1", now_ms=T0)
     assert {item for item, _, _ in live.items} == {f"i{i}" for i in range(20)}
     assert live.purchased == {f"i{i}" for i in range(1, 20, 2)}
-    assert await store.redis.xlen(store.keys.stream) == 20
+    assert await stores.client.xlen(store.keys.stream(0)) == 20
     # The unacknowledged event is retried by the client and accepted now; the acked ones
     # are recognised (the restart emptied the script cache: reloaded transparently).
     retry = await store.ingest([ev("lost", "i99"), acked[0]], now_ms=T0)
     assert retry.accepted == 1 and retry.duplicates == ["e0"]
-    await store.aclose()
+    await stores.aclose()
 
 
 async def test_a_redis_that_stops_answering_times_out_instead_of_hanging(server):
     import os
     import signal
 
-    store = SessionStore.connect(server.url, StoreConfig(timeout_s=0.2))
+    stores = Stores.open(server.url, timeout_ms=200)
+    store = stores.sessions
     await store.ingest([ev("a", "i1")], now_ms=T0)
     os.kill(server.process.pid, signal.SIGSTOP)  # alive, accepting nothing: the worst case
     try:
@@ -66,4 +69,4 @@ async def test_a_redis_that_stops_answering_times_out_instead_of_hanging(server)
     await store.ingest([ev("b", "i2")], now_ms=T0)
     live = await store.read(user_id=None, session_id="s1", now_ms=T0)
     assert [x[0] for x in live.items] == ["i2", "i1"]
-    await store.aclose()
+    await stores.aclose()

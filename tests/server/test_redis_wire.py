@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from server.embedded_redis import EmbeddedRedis
-from server.redis_wire import ReplyError, WireClient, WireError, _parse_url
+from server.store.embedded import EmbeddedRedis
+from server.store.wire import ReplyError, WireClient, WireError, parse_url
 
 
 async def test_replies_come_back_to_their_callers_in_order(redis_url):
@@ -62,11 +62,11 @@ async def test_fails_fast_while_down_and_reconnects_after_a_restart(tmp_path):
 
 
 def test_urls():
-    tcp = _parse_url("redis://app:s%40cret@cache.internal:6380/2")
+    tcp = parse_url("redis://app:s%40cret@cache.internal:6380/2")
     assert (tcp["host"], tcp["port"], tcp["db"], tcp["username"], tcp["password"]) == (
         "cache.internal", 6380, 2, "app", "s@cret")
-    assert _parse_url("rediss://h")["ssl"] is not None and _parse_url("redis://h")["ssl"] is None
-    unix = _parse_url("unix:///run/redis.sock?db=3&password=pw")
+    assert parse_url("rediss://h")["ssl"] is not None and parse_url("redis://h")["ssl"] is None
+    unix = parse_url("unix:///run/redis.sock?db=3&password=pw")
     assert (unix["path"], unix["db"], unix["password"]) == ("/run/redis.sock", 3, "pw")
     with pytest.raises(ValueError, match="scheme"):
-        _parse_url("http://h")
+        parse_url("http://h")

@@ -25,7 +25,8 @@ from collections import deque
 from urllib.parse import urlparse
 
 import hiredis
-from redis.connection import SSLConnection, parse_url
+from redis.connection import SSLConnection
+from redis.connection import parse_url as _redis_py_parse_url
 
 _pack = hiredis.pack_command  # RESP encoding in C (bytes, str, int, float arguments)
 
@@ -86,7 +87,7 @@ class WireClient:
     def __init__(self, url: str, *, connect_timeout_s: float = 1.0, stall_s: float = 2.0,
                  retry_after_s: float = 0.2):
         self.url = url
-        self._target = _parse_url(url)
+        self._target = parse_url(url)
         self.connect_timeout_s, self.stall_s, self.retry_after_s = connect_timeout_s, stall_s, retry_after_s
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Task | None = None
@@ -165,7 +166,7 @@ class WireClient:
         except (OSError, TimeoutError) as exc:
             self._proto, self._last_error = None, exc
             self._down_until = time.monotonic() + self.retry_after_s
-            raise WireError(f"cannot connect to Redis at {_redact(self.url)}: {exc or 'timeout'}") from exc
+            raise WireError(f"cannot connect to Redis at {redact(self.url)}: {exc or 'timeout'}") from exc
         self._proto = proto
         return proto
 
@@ -182,16 +183,16 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(TimeoutError())
 
 
-def _parse_url(url: str) -> dict:
+def parse_url(url: str) -> dict:
     """redis-py's reading of the URL (the same one the off-path client makes), reduced to
     what a connection needs."""
-    u = parse_url(url)  # ValueError for a scheme other than redis://, rediss://, unix://
+    u = _redis_py_parse_url(url)  # ValueError for a scheme other than redis://, rediss://, unix://
     tls = u.get("connection_class") is SSLConnection
     return {"path": u.get("path"), "host": u.get("host", "localhost"), "port": u.get("port", 6379),
             "ssl": ssl.create_default_context() if tls else None, "db": u.get("db", 0),
             "username": u.get("username"), "password": u.get("password")}
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     u = urlparse(url)
     return url.replace(f":{u.password}@", ":***@") if u.password else url

@@ -8,14 +8,15 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from models.events import Event
-from server.appkeys import METRICS, SETTINGS, STORE
-from server.errors import BadRequest, PayloadTooLarge, Unavailable, Unprocessable
-from server.http import json_response, request_id
+from models.events import Event, EventBatch
+from server.appkeys import METRICS, REQUEST_ID, SESSIONS, SETTINGS
 from server.schemas import EventsAccepted, Rejected
-from server.session_store import StoreUnavailable
+from server.store.records import StoreUnavailable
+from server.web.api import Api, json_response
+from server.web.errors import BadRequest, PayloadTooLarge, Unavailable, Unprocessable
 
-routes = web.RouteTableDef()
+api = Api("events")
+REF = "#/components/schemas/{}"
 
 
 def _events_of(payload: object) -> list:
@@ -31,8 +32,15 @@ def _events_of(payload: object) -> list:
     raise BadRequest("the body must be an event, a list of events or {\"events\": [...]}")
 
 
-@routes.post("/v1/events")
-async def post_events(request: web.Request) -> web.Response:
+@api.post("/v1/events", summary="Record storefront events (one, a list, or {\"events\": [...]})",
+          description="Each event is validated on its own; valid ones are acknowledged only once Redis "
+                      "has them, invalid ones are listed in `rejected` with the reason. Idempotent per "
+                      "shopper and event_id: a retried batch is reported as duplicates.",
+          body={"required": True, "content": {"application/json": {"schema": {"oneOf": [
+              {"$ref": REF.format("Event")}, {"$ref": REF.format("EventBatch")},
+              {"type": "array", "items": {"$ref": REF.format("Event")}, "minItems": 1}]}}}},
+          response=EventsAccepted, schemas=(Event, EventBatch), errors=(400, 413, 422, 503))
+async def post_events(request: web.Request, p: dict) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     try:
         payload = orjson.loads(await request.read())
@@ -41,8 +49,9 @@ async def post_events(request: web.Request) -> web.Response:
     raw = _events_of(payload)
     if not raw:
         raise BadRequest("no events in the body")
-    if len(raw) > settings.max_batch_events:
-        raise PayloadTooLarge(f"at most {settings.max_batch_events} events per request, got {len(raw)}")
+    limit = settings.server.max_batch_events
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"at most {limit} events per request, got {len(raw)}")
     valid: list[Event] = []
     rejected: list[Rejected] = []
     for i, obj in enumerate(raw):
@@ -51,14 +60,14 @@ async def post_events(request: web.Request) -> web.Response:
         except msgspec.ValidationError as exc:
             event_id = obj.get("event_id") if isinstance(obj, dict) else None
             rejected.append(Rejected(index=i, error=str(exc),
-                                     event_id=event_id if isinstance(event_id, str) else None))
+                                     event_id=event_id[:128] if isinstance(event_id, str) else None))
     if rejected:
         metrics.event_outcome("rejected", len(rejected))
     if not valid:
         raise Unprocessable("no valid event in the request",
                             extra={"rejected": [msgspec.to_builtins(r) for r in rejected]})
     try:
-        result = await request.app[STORE].ingest(valid, now_ms=int(time.time() * 1000))
+        result = await request.app[SESSIONS].ingest(valid, now_ms=int(time.time() * 1000))
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
         # Not acknowledged: the client keeps the events and retries (idempotent by event_id).
@@ -68,4 +77,4 @@ async def post_events(request: web.Request) -> web.Response:
     if result.duplicates:
         metrics.event_outcome("duplicate", len(result.duplicates))
     return json_response(EventsAccepted(accepted=result.accepted, duplicates=result.duplicates,
-                                        rejected=rejected, request_id=request_id(request)))
+                                        rejected=rejected, request_id=request[REQUEST_ID]))

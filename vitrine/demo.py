@@ -1,4 +1,5 @@
-"""`vitrine demo`: a synthetic store, trained and served with the embedded Redis."""
+"""`vitrine demo`: a synthetic store, trained and served with the embedded Redis. The one place
+that runs the trainer and the server in one process (the CLI composes the two sides)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ def run_demo(settings: Settings, *, items: int, users: int, events: int) -> int:
 
     store = generate_store(n_items=items, n_users=users, n_events=events, seed=0)
     print(f"demo: synthetic store with {len(store.log):,} events, {items:,} items, {users:,} customers")
-    result = train(store.log, TrainConfig(store=settings.model_store, eval_seeds=2))
+    result = train(store.log, TrainConfig(store=settings.model.store, eval_seeds=2))
     print(format_report(result.manifest))
     model = artifact.load(result.path)
     in_stock_popularity = model.popularity * model.items.in_stock  # out-of-stock items are filtered
     item = model.items.ids[int(in_stock_popularity.argmax())]
     category = model.items.category[model.item_index[item]] or ""
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"http://{settings.server.host}:{settings.server.port}"
     print("\ntry (in another terminal):")
     # The event's ts must be now: build it with the shell's clock.
     print(f"  curl -s -X POST {base}/v1/events -H 'Content-Type: application/json' -d "
@@ -43,6 +44,6 @@ def run_demo(settings: Settings, *, items: int, users: int, events: int) -> int:
     for line in _examples(base, user, item):
         print(f"  {line}")
     print(f"  open {base}/openapi.json for the whole API\n")
-    from server.workers import serve
+    from server.ops.workers import serve
 
-    return serve(settings.with_(workers=1))
+    return serve(settings.replace(**{"server.workers": 1}))

@@ -20,35 +20,36 @@ def _run(settings: Settings) -> None:
 
     from server.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(),
+    logging.basicConfig(level=settings.server.log_level.upper(),
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     if sys.platform != "win32":
         import uvloop
 
         uvloop.install()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, reuse_port=True,
+    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port, reuse_port=True,
                 access_log=None, print=None, handle_signals=True)
 
 
 def serve(settings: Settings) -> int:
-    if settings.workers == 1:
-        redis = settings.redis_url or f"embedded in {settings.data_dir}"
-        print(f"vitrine: serving on http://{settings.host}:{settings.port} "
-              f"(model store {settings.model_store}, Redis {redis})", flush=True)
+    host, port = settings.server.host, settings.server.port
+    if settings.server.workers == 1:
+        redis = settings.redis.url or f"embedded in {settings.data.dir}"
+        print(f"vitrine: serving on http://{host}:{port} "
+              f"(model store {settings.model.store}, Redis {redis})", flush=True)
         _run(settings)
         return 0
-    from server.embedded_redis import EmbeddedRedis
+    from server.store.embedded import EmbeddedRedis
 
     embedded = None
-    if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir / "redis").start()
-        settings = settings.with_(redis_url=embedded.url)
+    if not settings.redis.url:
+        embedded = EmbeddedRedis(settings.data.dir / "redis").start()
+        settings = settings.replace(**{"redis.url": embedded.url})
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_run, args=(settings,), name=f"vitrine-worker-{i}")
-               for i in range(settings.workers)]
+               for i in range(settings.server.workers)]
     for w in workers:
         w.start()
-    print(f"vitrine: {len(workers)} workers on http://{settings.host}:{settings.port}", flush=True)
+    print(f"vitrine: {len(workers)} workers on http://{host}:{port}", flush=True)
 
     def stop(signum, frame):  # noqa: ARG001
         for w in workers:

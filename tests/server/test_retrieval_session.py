@@ -1,16 +1,20 @@
-"""The blend's live-session fold-in: reused for the placements of one page view, redone as
+"""The live-session fold-in: reused for the placements of one page view, redone as
 soon as the session changes or the reuse window has passed."""
 
 from dataclasses import replace
 
+import msgspec
 import numpy as np
 import pytest
 
 from models import artifact
 from models.foldin import gram_matrix
-from server import blend
-from server.model_holder import ServingModel
-from server.session_store import LiveSession
+from server.recommend.caches import Caches
+from server.recommend.ladder import recommend
+from server.recommend.model import ServingModel
+from server.recommend.retrieval import Query
+from server.settings import RecommendSettings
+from server.store.records import LiveSession
 from training.index import build_index
 
 NOW = 1_790_000_000_000
@@ -42,6 +46,11 @@ def model(tmp_path) -> ServingModel:
 
 
 @pytest.fixture
+def caches(model) -> Caches:
+    return Caches(model)
+
+
+@pytest.fixture
 def solves(model, monkeypatch) -> list:
     calls: list = []
     real = model.foldin.solve
@@ -53,36 +62,40 @@ def _session(*items: tuple[str, str, int]) -> LiveSession:
     return LiveSession(items=list(items))
 
 
-def test_the_placements_of_one_page_view_share_one_fold_in(model, solves):
-    cfg = blend.BlendConfig()
+def _rank(model, caches, q, live, cfg=None):
+    return recommend(model, caches, q, live, None, cfg or RecommendSettings())
+
+
+def test_the_placements_of_one_page_view_share_one_fold_in(model, caches, solves):
     live = _session(("i1", "view", NOW - 1_000), ("i2", "view", NOW - 60_000),
                     ("i3", "add_to_cart", NOW - 90_000))
-    home = blend.Query("home", None, "s1", 5, NOW)
-    first = blend.rank(model, home, live, cfg)
-    again = blend.rank(model, replace(home, now_ms=NOW + 400), live, cfg)
-    product = blend.rank(model, replace(home, placement="product", context_items=["i9"], now_ms=NOW + 450),
-                         live, cfg)
+    home = Query("home", None, "s1", 5, NOW)
+    first = _rank(model, caches, home, live)
+    again = _rank(model, caches, replace(home, now_ms=NOW + 400), live)
+    product = _rank(model, caches, replace(home, placement="product", context_items=["i9"], now_ms=NOW + 450),
+                    live)
     assert len(solves) == 1
     assert again.items == first.items and again.rung == "session"
     assert product.items != first.items  # the page's item still moves the query
-    fresh = blend.rank(model, replace(home, now_ms=NOW + 400), live, replace(cfg, session_reuse_ms=-1))
+    no_reuse = msgspec.structs.replace(RecommendSettings(), session_reuse_ms=0)
+    fresh = _rank(model, caches, replace(home, now_ms=NOW + 400), live, no_reuse)
     assert len(solves) == 2 and fresh.items == again.items
 
 
-def test_a_new_event_an_elapsed_window_or_another_shopper_fold_in_again(model, solves):
-    cfg = blend.BlendConfig()
-    q = blend.Query("home", None, "s1", 5, NOW)
+def test_a_new_event_an_elapsed_window_or_another_shopper_fold_in_again(model, caches, solves):
+    cfg = RecommendSettings()
+    q = Query("home", None, "s1", 5, NOW)
     live = _session(("i1", "view", NOW - 1_000), ("i2", "view", NOW - 60_000))
-    blend.rank(model, q, live, cfg)
+    _rank(model, caches, q, live)
     newer = _session(("i7", "view", NOW + 100), *live.items)
-    blend.rank(model, replace(q, now_ms=NOW + 200), newer, cfg)
+    _rank(model, caches, replace(q, now_ms=NOW + 200), newer)
     assert solves[-1] == [7, 1, 2]
-    blend.rank(model, replace(q, now_ms=NOW + 200 + cfg.session_reuse_ms + 1), newer, cfg)
-    blend.rank(model, replace(q, session_id="s2", now_ms=NOW + 300), newer, cfg)
+    _rank(model, caches, replace(q, now_ms=NOW + 200 + cfg.session_reuse_ms + 1), newer)
+    _rank(model, caches, replace(q, session_id="s2", now_ms=NOW + 300), newer)
     assert len(solves) == 4
 
 
-def test_reasons_name_the_newest_event_of_an_item_seen_twice(model):
+def test_reasons_name_the_newest_event_of_an_item_seen_twice(model, caches):
     live = _session(("i5", "add_to_cart", NOW - 1_000), ("i5", "view", NOW - 50_000))
-    ranked = blend.rank(model, blend.Query("home", None, "s1", 5, NOW), live, blend.BlendConfig())
+    ranked = _rank(model, caches, Query("home", None, "s1", 5, NOW), live)
     assert ranked.reasons == ["because you added to your cart i5"] * 5

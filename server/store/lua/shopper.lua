@@ -1,4 +1,5 @@
 -- Apply a batch of one shopper's events to their live state, once per event_id.
+-- Returns the events' indices (1-based) that were new for this shopper.
 -- KEYS: recent, bought, returned, aff, ids (current bucket), ids (previous bucket)
 --       -- one hash slot: the shopper's
 -- ARGV: ttl_s, recent_cap, affinity_half_life_ms, ids_ttl_s, then 8 per event:
@@ -6,12 +7,12 @@
 --       affinity_weight, recent_entry (msgpack, '' when the event doesn't enter `recent`)
 local ttl, cap, half_life = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local ids_ttl = tonumber(ARGV[4])
-local applied = 0
+local applied = {}
 for i = 5, #ARGV, 8 do
   local id, item, typ, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local qty, cat, w, entry = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6]), ARGV[i + 7]
   if redis.call('HEXISTS', KEYS[6], id) == 0 and redis.call('HSETNX', KEYS[5], id, 1) == 1 then
-    applied = applied + 1
+    applied[#applied + 1] = (i - 5) / 8 + 1
     if entry ~= '' then redis.call('LPUSH', KEYS[1], entry) end
     if typ == 'purchase' then
       redis.call('HINCRBY', KEYS[2], item, qty)

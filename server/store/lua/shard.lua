@@ -1,6 +1,6 @@
--- Accept events into the durable stream and the trending counters, once per event_id.
--- KEYS: stream, trending (overall), then per event: dedup key, category trending key (the
---       overall key again when the event has no category) -- all in the {g} slot.
+-- Accept events into one stream shard and its trending counters, once per shopper and event_id.
+-- KEYS: stream, trending (overall), then per event: accepted-mark key, category trending key
+--       (the overall key again when the event has no category) -- all in the shard's {g:n} slot.
 -- ARGV: dedup_ttl_s, trend_ttl_s, trend_increment_scale, stream_maxlen (0 = unbounded),
 --       trending_cap (members kept per sorted set),
 --       then 3 per event: payload (msgpack Event), item_id ('' if none), trending weight

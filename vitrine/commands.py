@@ -1,0 +1,135 @@
+"""`vitrine serve`, `vitrine demo`, `vitrine config` and `vitrine events export`: the server's
+side of the command line (the trainer's is training/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from vitrine.cli import setting_flag
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    s = subparsers.add_parser("serve", help="serve recommendations (the embedded Redis unless one is set)")
+    _server_flags(s)
+    setting_flag(s, "--workers", "server.workers", type=int, help="processes sharing the port")
+    s.set_defaults(handler=_serve)
+
+    d = subparsers.add_parser("demo", help="synthetic store → train → serve, with example calls")
+    _server_flags(d)
+    d.add_argument("--items", type=int, default=5_000)
+    d.add_argument("--users", type=int, default=2_000)
+    d.add_argument("--n-events", type=int, default=200_000)
+    d.set_defaults(handler=_demo)
+
+    c = subparsers.add_parser("config", help="print every setting's effective value and where it came from")
+    c.add_argument("--markdown", action="store_true", help="print docs/configuration.md's settings table")
+    c.set_defaults(handler=_config)
+
+    o = subparsers.add_parser("openapi", help="print the OpenAPI document the server serves")
+    o.add_argument("--markdown", action="store_true", help="print docs/api.md's generated endpoint tables")
+    o.set_defaults(handler=_openapi)
+
+    e = subparsers.add_parser("events", help="export the event stream to JSON Lines for training")
+    e.add_argument("action", choices=("export",))
+    e.add_argument("--out", type=Path, required=True, help="directory for the .jsonl files")
+    setting_flag(e, "--redis-url", "redis.url", help="Redis to export from (default: the configured one)")
+    setting_flag(e, "--data-dir", "data.dir", help="data directory of the embedded Redis")
+    setting_flag(e, "--prefix", "redis.prefix", help="key prefix the server was run with")
+    e.add_argument("--keep", action="store_true", help="don't trim exported entries from the stream")
+    e.set_defaults(handler=_export)
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    setting_flag(p, "--host", "server.host")
+    setting_flag(p, "--port", "server.port", type=int)
+    setting_flag(p, "--store", "model.store", help="model store directory")
+    setting_flag(p, "--data-dir", "data.dir", help="data directory (the embedded Redis lives in it)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.ops.workers import serve
+
+    return serve(args.settings)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vitrine.demo import run_demo
+
+    return run_demo(args.settings, items=args.items, users=args.users, events=args.n_events)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from server.settings import env_name, fields, markdown_table
+
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    settings, sources = args.settings, args.loaded.sources
+    rows = []
+    for section, field, _ in fields():
+        value = getattr(getattr(settings, section), field)
+        if field in ("admin_token",) and value:
+            value = "***"
+        elif section == "redis" and field == "url" and value:
+            from server.store.wire import redact
+
+            value = redact(value)
+        rows.append((f"{section}.{field}", "unset" if value is None else str(value),
+                     sources[f"{section}.{field}"], env_name(section, field)))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for name, value, source, env in rows:
+        print(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source:<{widths[2]}}  {env}")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    import orjson
+
+    from server.app import API_GROUPS
+    from server.web.openapi import document, markdown
+
+    if args.markdown:
+        sys.stdout.write(markdown(API_GROUPS, args.settings))
+    else:
+        doc = document(API_GROUPS, args.settings)
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from server.events.export import ExportBusy, export_events
+    from server.store.connections import Connections
+    from server.store.embedded import EmbeddedRedisError, redis_server
+    from server.store.keys import Keys
+
+    settings = args.settings
+    redis = settings.redis
+
+    async def run() -> list[tuple[Path, int]]:
+        with redis_server(redis.url, settings.data.dir) as url:
+            # Seconds, not the server's milliseconds: an export reads batches of thousands.
+            conn = Connections(url, cluster=redis.cluster, timeout_s=max(redis.timeout_s, 10.0))
+            try:
+                return await export_events(conn.client, args.out, Keys(redis.prefix, redis.stream_shards),
+                                           trim=not args.keep)
+            finally:
+                await conn.aclose()
+
+    try:
+        written = asyncio.run(run())
+    except ExportBusy as exc:
+        print(f"vitrine: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError, EmbeddedRedisError) as exc:
+        print(f"vitrine: cannot export: {exc}", file=sys.stderr)
+        return 2
+    if not written:
+        print("nothing new to export")
+    for path, n in written:
+        print(f"exported {n:,} events to {path}")
+    return 0

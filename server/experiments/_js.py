@@ -11,6 +11,7 @@ import json
 import math
 import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 _JS_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\Z")
@@ -164,6 +165,11 @@ def padded_version(v: Any) -> str:
         v = js_number_string(v)
     if not v or not isinstance(v, str):
         v = "0"
+    return _padded(v)
+
+
+@lru_cache(maxsize=4096)  # app versions repeat across requests: parse each once
+def _padded(v: str) -> str:
     parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", v))
     if len(parts) == 3:
         parts.append("~")

@@ -34,6 +34,17 @@ class Exposure(msgspec.Struct, frozen=True):
     ts: int
 
 
+class Conversion(msgspec.Struct, frozen=True):
+    """A goal event attributed to a unit's variant (for the event stream and the archive)."""
+
+    experiment: str
+    variant: str
+    unit: str
+    event_id: str  # the goal event's id: applying it twice is the pipeline's to prevent
+    ts: int
+    revenue: float = 0.0
+
+
 class AssignmentWrite(msgspec.Struct, frozen=True):
     """An Assignment to store under a shopper id (new, or carried from session to user)."""
 

@@ -169,7 +169,13 @@ def analyze(
     alpha: float = 0.05,
     cuped: bool = True,
 ) -> Results:
-    """Per variant rates and comparisons against the first (the control)."""
+    """Per variant rates and comparisons against the first (the control).
+
+    `weights` are the expected traffic shares for the SRM check. For a bandit, whose weights
+    move, pass each variant's expected share over the whole run (sum over update periods of
+    new units x that period's weight); its pooled lifts also mix periods with different
+    splits, so read a bandit by its posterior (bandit.probability_best), not by these lifts.
+    """
     control = counters[0]
     out = []
     for i, (key, c) in enumerate(zip(keys, counters, strict=True)):

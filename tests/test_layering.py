@@ -15,6 +15,9 @@ FORBIDDEN = {"server": {"training"}, "models": {"server", "training", "vitrine"}
              "training": {"server", "vitrine"}, "loadtest": {"training"}}
 # The online install carries none of these (pyproject.toml: they are the `train` extra's).
 TRAINER_ONLY = {"implicit", "scipy", "pyarrow", "sklearn", "pyspark"}
+# DESIGN.md: experiment results statistics may use scipy (`vitrine[stats]`), imported only inside
+# the functions that compute them, never on the request path.
+STATS_MODULES = {"server.experiments.results": {"scipy"}}
 
 
 def _module_name(path: Path) -> str:
@@ -22,12 +25,14 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module `path` imports, anywhere in it (top level, functions, TYPE_CHECKING)."""
+def _imports(path: Path, *, top_level_only: bool = False) -> set[str]:
+    """Every module `path` imports, anywhere in it (top level, functions, TYPE_CHECKING), or
+    only those run when it is imported."""
     tree = ast.parse(path.read_text(), str(path))
     package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
     out = set()
-    for node in ast.walk(tree):
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -61,8 +66,16 @@ def test_no_forbidden_imports(package):
 def test_the_server_and_the_contracts_import_no_trainer_library():
     bad = {(module, imported) for module, imports in GRAPH.items()
            if module.split(".")[0] in ("server", "models")
-           for imported in imports if imported.split(".")[0] in TRAINER_ONLY}
+           for imported in imports if imported.split(".")[0] in TRAINER_ONLY
+           and imported.split(".")[0] not in STATS_MODULES.get(module, ())}
     assert not bad, sorted(bad)
+
+
+def test_statistics_libraries_are_imported_only_where_results_are_computed():
+    for module in STATS_MODULES:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        top = {m.split(".")[0] for m in _imports(path, top_level_only=True)}
+        assert not top & TRAINER_ONLY, f"{module} imports {top & TRAINER_ONLY} when imported"
 
 
 def test_no_import_cycles():

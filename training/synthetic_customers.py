@@ -6,7 +6,7 @@ benchmarks to score segments, churn and buy-again against), never inside it.
 
 - loyal: shops at a steady rate all year.
 - vip: the same, three times as often, buying larger quantities.
-- slipping: steady until a change point 75-150 days before the end, then the rate halves
+- slipping: steady until a change point 60-120 days before the end, then the rate halves
   every 15 days.
 - lost: steady until 200-330 days before the end, then never again.
 - new: first visit in the last 30 days, steady since.
@@ -29,6 +29,7 @@ LOYAL, VIP, SLIPPING, LOST, NEW = range(len(CUSTOMER_TYPES))
 CATEGORY_CYCLES_DAYS = (14, 30, 60)
 SLIP_HALF_LIFE_DAYS = 15.0
 MIN_DAYS = 365
+CHAIN_PROBABILITY = 0.4  # a first purchase of a consumable starts a routine of repeats
 DAY_MS = 86_400_000
 
 
@@ -48,12 +49,12 @@ def plant_customers(rng: np.random.Generator, n_users: int, n_sessions: int, day
     d = float(days)
     start = np.where(kind == NEW, d - rng.uniform(1, 30, n_users), 0.0)
     stop = np.where(kind == LOST, d - rng.uniform(200, 330, n_users), d)
-    change = np.where(kind == SLIPPING, d - rng.uniform(75, 150, n_users), d)
+    change = np.where(kind == SLIPPING, d - rng.uniform(60, 120, n_users), d)
     tau = SLIP_HALF_LIFE_DAYS / np.log(2)
     tail = np.where(kind == SLIPPING, tau * (1 - np.exp(-(d - change) / tau)), 0.0)
     # Expected sessions ∝ rate × active days (the decaying tail counts its integral).
     mass = np.minimum(stop, change) - start + tail
-    weight = _RATE[kind] * rng.lognormal(0, 0.5, n_users) * mass
+    weight = _RATE[kind] * rng.lognormal(0, 0.25, n_users) * mass
     user = rng.choice(n_users, size=n_sessions, p=weight / weight.sum()).astype(np.int32)
     u = rng.random(n_sessions)
     lo, hi = start[user], np.minimum(stop, change)[user]
@@ -86,7 +87,7 @@ def repeat_purchases(rng: np.random.Generator, plant: Plant, buy_user: np.ndarra
     order = cons[np.lexsort((buy_ts[cons], buy_item[cons], buy_user[cons]))]
     pair = buy_user[order].astype(np.int64) * (cycles.size + 1) + buy_item[order]
     first = order[np.r_[True, pair[1:] != pair[:-1]]] if order.size else order
-    first = first[rng.random(first.size) < 0.7]
+    first = first[rng.random(first.size) < CHAIN_PROBABILITY]
     cycle_ms = cycles[buy_item[first]] * DAY_MS
     until_ms = start_ms + plant.active_until[buy_user[first]] * DAY_MS
     n = np.clip(np.floor((until_ms - buy_ts[first]) / cycle_ms), 0, None).astype(np.int64)

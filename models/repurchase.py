@@ -37,6 +37,12 @@ def dueness(last_ms: int, cycle_days: float, now_ms: int) -> float:
     return (now_ms - last_ms) / (cycle_days * DAY_MS)
 
 
+def dueness_many(last_ms: np.ndarray, cycle_days: np.ndarray, now_ms: int) -> np.ndarray:
+    """`dueness` for arrays (NaN where there is no cycle)."""
+    cycle = np.where(cycle_days > 0, cycle_days, np.nan).astype(np.float64)
+    return (now_ms - last_ms) / (cycle * DAY_MS)
+
+
 def due_items(purchases: Iterable[tuple[int, int]], cycle_days: np.ndarray, now_ms: int, k: int,
               *, early: float = EARLY, late: float = LATE) -> list[tuple[int, float]]:
     """Up to `k` (item index, dueness) of the items due now, the closest to their cycle first.

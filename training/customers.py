@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.rfm import customer_features
 from models.segments import DEFAULT_RULES, SegmentRules, load_rules
 from training.churn import train_churn
 from training.config import TrainConfig
@@ -42,10 +43,15 @@ def analyse_customers(log: EventLog, config: TrainConfig, consumable: np.ndarray
                                   min_category_intervals=config.repurchase_min_category_intervals)
     repurchase = {"cycle_days": cycles, "cycle_source": source, **purchase_history(log)}
     with_cycle = np.isfinite(cycles)
+    counts = segment_counts(segments, rules)
+    # Customers who never bought have no row; they all share one segment (prospect by default).
+    never = rules.assign(customer_features(None, segments["as_of_ms"], windows=rules.windows))
+    counts[never] += log.n_users - len(segments["users"])
     report = {
         "rules": str(config.segment_rules) if config.segment_rules else "default",
-        "customers": len(segments["users"]),
-        "segments": segment_counts(segments, rules),
+        "customers": log.n_users,
+        "purchasing_customers": len(segments["users"]),
+        "segments": counts,
         "churn": churn.report,
         "repurchase": {
             "items_with_cycle": int(with_cycle.sum()),

@@ -123,7 +123,8 @@ def test_published_artifact_carries_segments_churn_and_cycles(planted, tmp_path)
     config = TrainConfig(store=tmp_path, evaluate=False, iterations=2, factors=8)
     result = train(planted.log, config)
     customers = result.manifest["customers"]
-    assert sum(customers["segments"].values()) == customers["customers"]
+    assert sum(customers["segments"].values()) == customers["customers"] == planted.log.n_users
+    assert customers["segments"]["prospect"] == planted.log.n_users - customers["purchasing_customers"]
     assert customers["churn"]["auc"]["model"] > customers["churn"]["auc"]["recency"]
     model = artifact.load_current(tmp_path)
     seg = model.segments

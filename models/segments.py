@@ -127,12 +127,13 @@ class SegmentRules:
 
     def as_dict(self) -> dict[str, Any]:
         """The rule set as data (what `parse_rules` reads back; published in the artifact)."""
-        return {
-            "rfm": {"window_days": self.rfm_window_days},
-            "segments": [{"name": r.name, "label": r.label, "description": r.description,
-                          "when": {c.field: {c.op: c.value} for c in r.conditions}}
-                         for r in self.rules],
-        }
+        segments = []
+        for r in self.rules:
+            when: dict[str, dict[str, float]] = {}
+            for c in r.conditions:
+                when.setdefault(c.field, {})[c.op] = c.value
+            segments.append({"name": r.name, "label": r.label, "description": r.description, "when": when})
+        return {"rfm": {"window_days": self.rfm_window_days}, "segments": segments}
 
 
 def _condition(where: str, field: str, spec: Any) -> list[Condition]:

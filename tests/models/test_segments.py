@@ -108,6 +108,10 @@ def test_rules_files_toml_and_json_roundtrip(tmp_path):
     as_json.write_text(json.dumps(rules.as_dict()))
     assert load_rules(as_json) == rules
     assert parse_rules(DEFAULT_RULES.as_dict()) == DEFAULT_RULES
+    band = parse_rules({"segments": [{"name": "mid", "when": {"recency_days": {"gte": 45, "lt": 120}}},
+                                     {"name": "rest"}]})
+    assert parse_rules(band.as_dict()) == band
+    assert [band.assign({"recency_days": d}) for d in (10, 60, 130)] == ["rest", "mid", "rest"]
     bad = tmp_path / "rules.toml"
     bad.write_text("[[segments]\n")
     with pytest.raises(RuleError, match="rules.toml"):

@@ -57,7 +57,8 @@ def record_purchase(stats: CustomerStats | None, ts_ms: int, amount: float,
     """The statistics after one purchase event of `amount` (price × quantity) at `ts_ms`.
 
     A purchase on the UTC day of the last one belongs to the same order (spend grows, orders
-    don't). `windows` are the rule set's windows (`SegmentRules.windows`)."""
+    don't). `windows` are the rule set's windows (`SegmentRules.windows`). Published statistics
+    already hold the purchases up to the segments file's `as_of_ms`: apply only later ones."""
     amount = float(amount) if amount and math.isfinite(amount) else 0.0
     if stats is None:
         return CustomerStats(ts_ms, ts_ms, 1, amount, {d: 1 for d in windows}, {d: amount for d in windows})

@@ -13,7 +13,14 @@ Layout of one version, `<store>/<version>/`:
     gram.npy             float64 (k, k), YᵀY for the fold-in
     index.faiss          FAISS index over item_factors (inner product) answering item rows:
                          all of them, or (manifest index.head_items) an id-mapped subset
-    segments.msgpack     optional: per-user segment labels
+    segments.msgpack     optional: per purchasing customer, purchase statistics (first and last
+                         purchase, orders and spend, all time and per window), R/F/M scores,
+                         segment and churn probability, with the segment rules and RFM edges
+                         used (training/segments.py writes it, models/rfm.py reads a row;
+                         files without "format" hold labels only)
+    repurchase.npz       optional: per item `cycle_days` (float32, NaN = none) and
+                         `cycle_source` (0 none, 1 item, 2 category); per user row a CSR purchase
+                         history `user_indptr`, `items`, `last_ms`, `orders` (models/repurchase.py)
 
 A version is written to a hidden temporary directory beside the others and renamed into
 place, then the `CURRENT` file is replaced atomically (`os.replace`): a reader either sees the
@@ -82,6 +89,7 @@ class ModelArtifact:
     gram: np.ndarray
     index: Any  # faiss.Index
     segments: dict[str, Any] | None = None
+    repurchase: dict[str, np.ndarray] | None = None
     item_index: dict[str, int] = field(default_factory=dict)
     user_index: dict[str, int] = field(default_factory=dict)
 
@@ -128,6 +136,7 @@ def write_artifact(
     gram: np.ndarray,
     index: Any,
     segments: dict[str, Any] | None = None,
+    repurchase: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write every file of one version into `directory` (which must exist and be empty)."""
     import faiss  # only writers and loaders need it; keeps `models` importable without
@@ -153,6 +162,10 @@ def write_artifact(
     faiss.write_index(index, str(directory / "index.faiss"))
     if segments is not None:
         _pack(directory / "segments.msgpack", segments)
+    if repurchase is not None:
+        if len(repurchase["cycle_days"]) != n_items or len(repurchase["user_indptr"]) != len(user_ids) + 1:
+            raise ArtifactError("repurchase arrays disagree with the item or user ids in length")
+        np.savez(directory / "repurchase.npz", **repurchase)
     # The manifest goes last: its presence marks the other files as complete.
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     fsync_dir(directory)
@@ -263,6 +276,10 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         gram = np.load(path / "gram.npy")
         index = faiss.read_index(str(path / "index.faiss"))
         segments = _unpack(path / "segments.msgpack") if (path / "segments.msgpack").exists() else None
+        repurchase = None
+        if (path / "repurchase.npz").exists():
+            with np.load(path / "repurchase.npz") as npz:
+                repurchase = {name: npz[name] for name in npz.files}
     except ArtifactError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types; name the version
@@ -273,6 +290,9 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         raise ArtifactError(f"{path}: item counts disagree between files")
     if user_factors.shape[0] != len(user_ids) or gram.shape != (item_factors.shape[1],) * 2:
         raise ArtifactError(f"{path}: user factors or Gram matrix have the wrong shape")
+    if repurchase is not None and (repurchase["cycle_days"].shape != (n_items,)
+                                   or repurchase["user_indptr"].shape != (len(user_ids) + 1,)):
+        raise ArtifactError(f"{path}: repurchase arrays disagree with the item or user ids")
     return ModelArtifact(
         path=path,
         manifest=manifest,
@@ -284,6 +304,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         gram=gram,
         index=index,
         segments=segments,
+        repurchase=repurchase,
         item_index={item: i for i, item in enumerate(items.ids)},
         user_index={user: i for i, user in enumerate(user_ids)},
     )

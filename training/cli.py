@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-holdout-users", type=int)
     p.add_argument("--no-eval", action="store_true", help="skip the offline evaluation")
     p.add_argument("--keep", type=int, help="versions to keep in the store")
+    p.add_argument("--segment-rules", type=Path, help="segment rules file (.toml/.json, docs/customers.md)")
+    p.add_argument("--churn-window-days", type=int, help="churn label: no purchase in this many days")
     p.set_defaults(handler=_train)
 
     g = subparsers.add_parser("generate", help="write a synthetic store's events and catalog")
@@ -45,12 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--store", **STORE_FLAG)
     m.set_defaults(handler=_models)
 
+    from training.campaign import register as register_campaign
+
+    register_campaign(subparsers)
+
 
 def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=5_000, help="synthetic store: items")
     p.add_argument("--users", type=int, default=2_000, help="synthetic store: customers")
     p.add_argument("--n-events", type=int, default=200_000, help="synthetic store: events")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--days", type=int, default=56, help="synthetic store: days of events")
+    p.add_argument("--customer-types", action="store_true",
+                   help="synthetic store: plant loyal/VIP/slipping/lost/new shoppers (needs --days >= 365)")
 
 
 def _fail(message: str) -> int:
@@ -68,11 +77,18 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(store=args.settings.model.store, evaluate=not args.no_eval)
     for name in ("factors", "regularization", "alpha", "iterations", "half_life_days",
-                 "eval_seeds", "eval_holdout_users"):
+                 "eval_seeds", "eval_holdout_users", "segment_rules", "churn_window_days"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.keep is not None:
         config.keep_versions = args.keep
+    if config.segment_rules is not None:
+        from models.segments import RuleError, load_rules
+
+        try:
+            load_rules(config.segment_rules)  # refuse a bad file before reading events and training
+        except RuleError as exc:
+            return _fail(str(exc))
     start = time.perf_counter()
     try:
         if args.events:
@@ -87,10 +103,12 @@ def _train(args: argparse.Namespace) -> int:
         else:
             from training.synthetic import generate_store
 
-            log = generate_store(n_items=args.items, n_users=args.users,
-                                 n_events=args.n_events, seed=args.seed).log
-            source = {"synthetic": {"items": args.items, "users": args.users,
-                                    "events": args.n_events, "seed": args.seed}}
+            log = generate_store(n_items=args.items, n_users=args.users, n_events=args.n_events,
+                                 seed=args.seed, days=args.days,
+                                 customer_types=args.customer_types).log
+            source = {"synthetic": {"items": args.items, "users": args.users, "events": args.n_events,
+                                    "seed": args.seed, "days": args.days,
+                                    "customer_types": args.customer_types}}
             print(f"generated a synthetic store: {len(log):,} events, {log.n_items:,} items, "
                   f"{log.n_users:,} customers (seed {args.seed})")
     except (BadEventLog, ValueError) as exc:
@@ -105,8 +123,9 @@ def _generate(args: argparse.Namespace) -> int:
     from training.synthetic import generate_store
     from training.writers import write_catalog, write_events
 
-    store = generate_store(n_items=args.items, n_users=args.users, n_events=args.n_events, seed=args.seed)
     try:
+        store = generate_store(n_items=args.items, n_users=args.users, n_events=args.n_events,
+                               seed=args.seed, days=args.days, customer_types=args.customer_types)
         write_events(store.log, args.out, session=store.session, channel=store.channel)
     except ValueError as exc:
         return _fail(str(exc))

@@ -38,6 +38,14 @@ class TrainConfig:
     # one published (held-out users get their vectors by fold-in, ALS's own user step) instead
     # of fitting again on everything: at 1M users the difference is noise, the saving a fit.
     reuse_eval_fit_max_share: float = 0.01
+    # Customers (training/customers.py, docs/customers.md): the segment rules file (None = the
+    # defaults in models/segments.py); churn label window and the cap of customers per fit;
+    # evidence a repurchase cycle needs (intervals of the item itself, else of its category).
+    segment_rules: Path | None = None
+    churn_window_days: int = 30
+    churn_max_customers: int = 200_000
+    repurchase_min_item_intervals: int = 5
+    repurchase_min_category_intervals: int = 20
     # Publishing.
     store: Path = Path("models/store")
     keep_versions: int = 5
@@ -46,4 +54,5 @@ class TrainConfig:
         """What the manifest records (and the server reads back)."""
         out = asdict(self)
         out.pop("store")
+        out["segment_rules"] = str(self.segment_rules) if self.segment_rules else None
         return out

@@ -17,12 +17,12 @@ from models.events import EventType
 from models.foldin import FoldIn, gram_matrix
 from training.als import fit_als
 from training.config import TrainConfig
+from training.customers import analyse_customers
 from training.evaluate import strong_generalization, summarize, temporal
 from training.eventlog import TYPE_CODE, EventLog
 from training.index import build_index
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
-from training.segments import rfm_segments
 
 _PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
 
@@ -109,7 +109,8 @@ def train(
         popularity = item_popularity(matrix)
         gram = gram if gram is not None else gram_matrix(item_factors)
         consumable = consumable_items(log, matrix.shape, config.consumable_repeat_share)
-        segments = rfm_segments(log)
+    with timer.stage("customers"):
+        customers = analyse_customers(log, config, consumable)
 
     fingerprint = log.fingerprint()
     version = artifact.new_version(fingerprint)
@@ -124,6 +125,7 @@ def train(
                    "interactions": int(matrix.nnz), "consumables": int(consumable.sum())},
         "index": index_info.as_dict(),
         "published_model": "evaluated fit, held-out users folded in" if factors else "refit on all data",
+        "customers": customers.report,
     }
 
     def write(directory: Path) -> None:
@@ -134,7 +136,8 @@ def train(
                                     price=log.item_price, in_stock=log.item_in_stock,
                                     consumable=consumable),
             item_factors=item_factors, user_ids=log.user_ids, user_factors=user_factors,
-            popularity=popularity, gram=gram, index=index, segments=segments)
+            popularity=popularity, gram=gram, index=index, segments=customers.segments,
+            repurchase=customers.repurchase)
 
     with timer.stage("publish"):
         path = artifact.publish(Path(config.store), version, write, keep=config.keep_versions)

@@ -18,6 +18,28 @@ def _table(title: str, summary: dict) -> list[str]:
     return lines
 
 
+def describe_customers(customers: dict) -> list[str]:
+    """Segment counts, the churn model against recency, buy-again coverage."""
+    counts = ", ".join(f"{name} {n:,}" for name, n in customers["segments"].items())
+    lines = [f"segments ({customers['customers']:,} customers, {customers['purchasing_customers']:,} "
+             f"with a purchase; {customers['rules']} rules): {counts}"]
+    churn = customers["churn"]
+    if "skipped" in churn:
+        lines.append(f"churn: skipped, {churn['skipped']}")
+    else:
+        lines.append(f"churn ({churn['label']}): {churn['chosen'].replace('_', ' ')} AUC "
+                     f"{churn['auc']['model']:.3f} vs recency alone {churn['auc']['recency']:.3f} "
+                     f"on the window after {churn['test_cutoff'][:10]} ({churn['test_customers']:,} "
+                     f"customers, {churn['churn_rate_test']:.0%} churned)")
+    rep = customers["repurchase"]
+    if rep["items_with_cycle"]:
+        lines.append(f"buy again: {rep['items_with_cycle']:,} items with a repurchase cycle "
+                     f"({rep['from_item']:,} learned per item, {rep['from_category']:,} from their "
+                     "category), "
+                     f"median {rep['median_cycle_days']} days")
+    return lines
+
+
 def format_report(manifest: dict) -> str:
     lines = [f"model {manifest['version']}: {manifest['counts']['items']:,} items, "
              f"{manifest['counts']['users']:,} users, {manifest['counts']['interactions']:,} interactions"]
@@ -28,6 +50,8 @@ def format_report(manifest: dict) -> str:
         lines += _table("temporal (next purchases after the cutoff)", metrics["temporal"])
     index = manifest["index"]
     lines.append(f"index: {describe_index(index)}")
+    if "customers" in manifest:
+        lines += describe_customers(manifest["customers"])
     timings = manifest.get("timings_s", {})
     lines.append("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return "\n".join(lines)

@@ -7,6 +7,10 @@ stay inside one (category, style) block. Shoppers who share a style share items,
 item-level co-preference a collaborative-filtering model can learn and popularity cannot.
 
 Everything is vectorized numpy: 10M events over 1M items take well under a minute.
+
+With `customer_types=True` (a year of events or more), shoppers also follow planted types
+(loyal, VIP, slipping, lost, new) and consumables re-buy on known cycles
+(`training/synthetic_customers.py`); the labels come back beside the log, not in it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from models.events import EventType
 from training.eventlog import TYPE_CODE, EventLog
+from training.synthetic_customers import VIP, item_cycles, plant_customers, repeat_purchases
 
 DEPARTMENTS = ("fashion", "sports", "home", "electronics", "beauty", "grocery", "toys", "books")
 # Departments whose items are re-bought on a cycle (a past purchase must not exclude them).
@@ -36,6 +41,10 @@ class SyntheticStore:
     channel: np.ndarray  # int8 code into CHANNELS per event
     item_style: np.ndarray  # int32 style per item (global style id)
     user_styles: np.ndarray  # int32 (n_users, FAVOURITES): each shopper's favourite styles
+    # With customer_types=True: each shopper's planted type (code into
+    # synthetic_customers.CUSTOMER_TYPES) and each item's repurchase cycle (days, NaN if none).
+    customer_type: np.ndarray | None = None
+    item_cycle_days: np.ndarray | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -58,12 +67,16 @@ def generate_store(
     seed: int = 0,
     days: int = 56,
     start_ms: int = DEFAULT_START_MS,
+    customer_types: bool = False,
 ) -> SyntheticStore:
     """Generate a store deterministically from `seed`. Sizes are targets: the event count is
-    trimmed to exactly `n_events` (the newest events are the ones cut)."""
+    trimmed to exactly `n_events` (the newest events are the ones cut). `customer_types`
+    plants shopper types and consumable cycles (needs days >= 365)."""
     if min(n_items, n_users, n_events) < 1 or days < 1:
         raise ValueError("n_items, n_users, n_events and days must be positive")
     rng = np.random.default_rng(seed)
+    # The planted draws come from their own stream: the default store stays draw for draw the same.
+    plant_rng = np.random.default_rng([seed, 1]) if customer_types else None
     n_cat = int(np.clip(round(np.sqrt(n_items) / 2.5), 4, 64))
     cat_names = _category_names(n_cat)
 
@@ -106,12 +119,15 @@ def generate_store(
     # Sessions: sized so that the expected event count slightly exceeds n_events.
     n_sessions = max(1, int(n_events / 6.0 * 1.1))
     s_user = rng.choice(n_users, size=n_sessions, p=activity).astype(np.int32)
+    plant = plant_customers(plant_rng, n_users, n_sessions, days) if plant_rng else None
+    if plant is not None:
+        s_user = plant.session_user
     s_fav = rng.choice(FAVOURITES, size=n_sessions, p=fav_weight)
     explore = rng.random(n_sessions) < 0.15
     s_style = user_styles[s_user, s_fav].astype(np.int64)
     s_cat = np.where(explore, rng.choice(n_cat, size=n_sessions, p=cat_weight),
                      np.searchsorted(style_base, s_style, side="right") - 1)
-    day = rng.integers(0, days, n_sessions)
+    day = rng.integers(0, days, n_sessions) if plant is None else plant.session_day
     hour_p = np.array([1, 1, 1, 1, 1, 2, 3, 5, 6, 6, 6, 6, 7, 7, 6, 6, 6, 7, 9, 10, 10, 8, 5, 2], float)
     hour = rng.choice(24, size=n_sessions, p=hour_p / hour_p.sum())
     s_start = start_ms + day * DAY_MS + hour * 3_600_000 + rng.integers(0, 3_600_000, n_sessions)
@@ -146,6 +162,12 @@ def generate_store(
     r_src = np.repeat(cons, repeats)
     r_k = np.arange(r_src.size) - np.repeat(np.cumsum(repeats) - repeats, repeats) + 1
     r_ts = v_ts[r_src] + np.repeat(cycle, repeats) * r_k + rng.integers(0, DAY_MS, r_src.size)
+    cycles = None
+    if plant is not None:  # planted: known cycles per item, repeats while the shopper is active
+        cycles = item_cycles(plant_rng, item_cat, consumable, n_cat)
+        src, r_ts = repeat_purchases(plant_rng, plant, s_user[v_sess[bought]], v_item[bought],
+                                     buy_ts, cycles, start_ms)
+        r_src = bought[src]
 
     # Non-item events: a category page at some session starts, a few searches.
     cv_sess = np.flatnonzero(rng.random(n_sessions) < 0.3)
@@ -168,10 +190,18 @@ def generate_store(
     ts = np.concatenate([p[2] for p in parts]).astype(np.int64)
     typ = np.concatenate([p[3] for p in parts])
     order = np.argsort(ts, kind="stable")[:n_events]
+    if plant is not None:  # the year ends at `end` (no late returns); trim at random, not the end
+        keep = np.flatnonzero(ts < end)
+        if keep.size > n_events:
+            keep = np.sort(plant_rng.choice(keep, n_events, replace=False))
+        order = keep[np.argsort(ts[keep], kind="stable")]
     sess, item, ts, typ = sess[order], item[order], ts[order], typ[order]
     qty = np.ones(ts.size, np.int32)
     buy_like = (typ == _BUY) | (typ == _RET)
     qty[buy_like] = 1 + (rng.random(int(buy_like.sum())) < 0.1)
+    if plant is not None:  # VIPs buy larger quantities
+        vip_buy = buy_like & (plant.customer_type[s_user[sess]] == VIP)
+        qty[vip_buy] = plant_rng.integers(1, 4, int(vip_buy.sum()))
     ev_price = np.where(item >= 0, price[np.maximum(item, 0)], np.nan).astype(np.float32)
 
     item_category: list[str | None] = [cat_names[c] for c in item_cat]
@@ -195,4 +225,6 @@ def generate_store(
         channel=s_channel[sess],
         item_style=item_style,
         user_styles=user_styles,
+        customer_type=None if plant is None else plant.customer_type,
+        item_cycle_days=cycles,
     )

@@ -2,7 +2,6 @@ import numpy as np
 
 from training.eventlog import TYPE_CODE, EventLog
 from training.interactions import confidence_matrix
-from training.segments import rfm_segments
 
 DAY = 86_400_000
 W = {"view": 1.0, "add_to_cart": 3.0, "purchase": 6.0}
@@ -35,16 +34,3 @@ def test_half_life_decay():
     log = _log([(0, 0, "purchase", 0, 1, 1), (0, 1, "purchase", 10, 1, 1)])
     m = confidence_matrix(log, W, half_life_days=10).toarray()
     assert np.isclose(m[0, 1], 6.0) and np.isclose(m[0, 0], 3.0)
-
-
-def test_rfm_segments_and_churn_risk():
-    rows = [(0, 0, "purchase", d, 1, 10) for d in (0, 10, 20, 30, 40)]  # regular, recent buyer
-    rows += [(1, 1, "purchase", 2, 1, 500)]  # one big purchase, long ago
-    rows += [(2, 0, "purchase", d, 1, 10) for d in (0, 2, 4)]  # bought every 2 days, then stopped
-    rows += [(3, 0, "view", 40, 1, 10)]
-    seg = rfm_segments(_log(rows))
-    by_user = dict(zip(seg["users"], zip(seg["segment"], seg["churn_risk"], seg["m"], strict=True),
-                       strict=True))
-    assert set(by_user) == {"u0", "u1", "u2"}  # u3 never bought
-    assert by_user["u0"][1] == "low" and by_user["u2"][1] == "high"
-    assert by_user["u1"][2] == max(seg["m"])

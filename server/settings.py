@@ -136,12 +136,21 @@ class DataSettings(_Section):
         "`<dir>/redis`")] = Path("var")
 
 
+class ExperimentsSettings(_Section):
+    file: Annotated[Path, _doc(
+        "experiments document (JSON, docs/experiments.md) stored at start when it differs from the "
+        "stored one; a bad file is reported and the stored document keeps running")] | None = None
+    bandits: Annotated[bool, _doc(
+        "update bandit experiments' weights on their schedule (one worker at a time)")] = True
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     recommend: RecommendSettings = RecommendSettings()
     redis: RedisSettings = RedisSettings()
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
+    experiments: ExperimentsSettings = ExperimentsSettings()
 
     def __post_init__(self) -> None:
         r = self.recommend

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, TRENDING
-from server.recommend.routes import current
+from server.recommend.params import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
 

@@ -66,7 +66,8 @@ async def run(base: str, catalog: Catalog, args, pid: int) -> list[str]:
     for r in range(args.rounds):
         costs = {}
         for slots in ((False, True) if r % 2 == 0 else (True, False)):
-            for kind, sessions in (("returning", returning), ("new", [uuid.uuid4().hex for _ in range(50_000)])):
+            fresh = [uuid.uuid4().hex for _ in range(50_000)]
+            for kind, sessions in (("returning", returning), ("new", fresh)):
                 result = await with_server_cpu(
                     replay(base, requests(catalog, slots, sessions), args.concurrency, args.seconds), pid)
                 costs[(slots, kind)] = result["server_cpu_us"]

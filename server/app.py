@@ -24,6 +24,7 @@ from server.experiments.store import ExperimentStore
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.ops.routes import api as ops_api
+from server.pages.routes import api as pages_api
 from server.recommend.params import PLACEMENTS
 from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
@@ -37,7 +38,7 @@ from server.web.middleware import request_context
 from server.web.openapi import document
 
 log = logging.getLogger("vitrine.server")
-API_GROUPS = [events_api, recommend_api, experiments_api, ops_api]
+API_GROUPS = [events_api, recommend_api, experiments_api, ops_api, pages_api]
 
 
 async def _stop(task: asyncio.Task) -> None:

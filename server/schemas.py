@@ -45,6 +45,11 @@ class Recommendations(msgspec.Struct):
     variant: str | None = None
 
 
+class CategoryCount(msgspec.Struct):
+    category: str
+    items: int
+
+
 class ModelInfo(msgspec.Struct):
     version: str
     created: str

@@ -50,6 +50,7 @@ class ServerSettings(_Section):
         "when set, admin endpoints need `Authorization: Bearer <token>`")] | None = None
     max_body_bytes: Annotated[int, _doc("request body limit (413 above)", ge=1024)] = 1 << 20
     max_batch_events: Annotated[int, _doc("events per `POST /v1/events` (413 above)", ge=1)] = 500
+    demo: Annotated[bool, _doc("serve the demo storefront at `/demo/` (`vitrine demo` turns it on)")] = False
 
 
 class RecommendSettings(_Section):

@@ -1,5 +1,6 @@
-"""GET /vitrine.js and /dashboard: static files. They are clients of the API (the dashboard
-reads /metrics, the model and the admin endpoints with the admin token), not a second backend."""
+"""GET /vitrine.js, /dashboard and /demo/: static files. They are clients of the API (the
+dashboard reads /metrics, the model and the admin endpoints with the admin token; the demo shop
+uses vitrine.js), not a second backend."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.web.api import Api
+from server.appkeys import SETTINGS
+from server.web.api import Api, Param
+from server.web.errors import NotFound
 
 api = Api("pages")
 STATIC = Path(__file__).with_name("static")
@@ -35,3 +38,26 @@ async def vitrine_js(request: web.Request, p: dict) -> web.Response:
          responses={"200": {"description": "A self-contained HTML page", "content": {"text/html": {}}}})
 async def dashboard(request: web.Request, p: dict) -> web.Response:
     return _file("dashboard.html", "text/html", "no-store")
+
+
+DEMO_FILES = {"": ("index.html", "text/html"), "shop.js": ("shop.js", "text/javascript"),
+              "shop.css": ("shop.css", "text/css")}
+
+
+@api.get("/demo/{file}", summary="The demo storefront (when `server.demo` is on): the synthetic catalog as a "
+                                 "shop built on vitrine.js",
+         params=(Param("file", "`` (the shop), `shop.js` or `shop.css`.", where="path"),),
+         responses={"200": {"description": "The shop's files", "content": {"text/html": {}}}}, errors=(404,))
+async def demo(request: web.Request, p: dict) -> web.Response:
+    found = DEMO_FILES.get(p["file"])
+    if not request.app[SETTINGS].server.demo or found is None:
+        raise NotFound("no such page (the demo shop is on with server.demo, as `vitrine demo` sets it)")
+    return _file(f"demo/{found[0]}", found[1], "no-store")
+
+
+@api.get("/demo/", summary="The demo storefront's page (when `server.demo` is on)",
+         responses={"200": {"description": "The shop", "content": {"text/html": {}}}}, errors=(404,))
+async def demo_index(request: web.Request, p: dict) -> web.Response:
+    if not request.app[SETTINGS].server.demo:
+        raise NotFound("no such page (the demo shop is on with server.demo, as `vitrine demo` sets it)")
+    return _file("demo/index.html", "text/html", "no-store")

@@ -32,6 +32,14 @@ class Caches:
         # within one synchronous call, so requests on the event loop never see each other's marks.
         self.scratch = np.zeros(model.n_items, dtype=bool)
         self._segments: dict[str, str] | None = None
+        self._category_counts: list[tuple[str, int]] | None = None
+
+    def category_counts(self, model: ServingModel) -> list[tuple[str, int]]:
+        """(category, items), by name: the catalog's menu, built on first use."""
+        if self._category_counts is None:
+            self._category_counts = [(c, int(model.popular_in[code].size))
+                                     for code, c in enumerate(model.categories)]
+        return self._category_counts
 
     def segment_of(self, model: ServingModel, user_id: str) -> str | None:
         """The RFM segment the model published for a customer (None: not a purchasing customer,

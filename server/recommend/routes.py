@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import msgspec
 from aiohttp import web
 
 from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS, STARTED, TRENDING
@@ -39,7 +40,7 @@ from server.recommend.params import (
     current,
 )
 from server.recommend.retrieval import Query
-from server.schemas import PageAnswer, Recommendations, RecommendedItem, slot_answers
+from server.schemas import CategoryCount, PageAnswer, Recommendations, RecommendedItem, slot_answers
 from server.shopper import ShopperState, read_shopper
 from server.web.api import Api, Param, json_response
 from server.web.errors import BadRequest, NotFound
@@ -219,3 +220,17 @@ async def get_trending(request: web.Request, p: dict) -> web.Response:
     trending = request.app[TRENDING]
     ranked = recommend(served.model, served.caches, q, None, trending, request.app[SETTINGS].recommend)
     return _respond(request, served, ranked, None, live_signals=trending.healthy)
+
+
+class Categories(msgspec.Struct):
+    categories: list[CategoryCount]
+    model_version: str
+
+
+@api.get("/v1/categories", summary="The catalog's categories with their item counts (for menus and "
+                                   "category pages)",
+         response=Categories, schemas=(CategoryCount,), errors=(503,))
+async def get_categories(request: web.Request, p: dict) -> web.Response:
+    served = current(request)
+    counts = served.caches.category_counts(served.model)
+    return json_response(Categories([CategoryCount(c, n) for c, n in counts], served.model.version))

@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's `chromium`) for the pages' tests: the rendered DOM of a page
 after its scripts ran, and screenshots. Without the binary the tests skip, unless
-VITRINE_REQUIRE_BROWSER=1 (CI sets it, after installing chromium) makes that a failure."""
+REQUIRE_BROWSER_TESTS=1 (CI sets it, after installing chromium) makes that a failure."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        if os.environ.get("VITRINE_REQUIRE_BROWSER") == "1":
+        if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
             pytest.fail("chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed")
     return binary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -9,6 +11,7 @@ from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, TRENDING
 from server.recommend.routes import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
+from server.web.openapi import as_served
 
 api = Api("operations")
 
@@ -69,4 +72,4 @@ async def metrics(request: web.Request, p: dict) -> web.Response:
 
 @api.get("/openapi.json", summary="This document", responses={"200": {"description": "OpenAPI 3.1 document"}})
 async def openapi(request: web.Request, p: dict) -> web.Response:
-    return json_response(request.app[OPENAPI])
+    return json_response(as_served(request.app[OPENAPI], int(time.time() * 1000)))

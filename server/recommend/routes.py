@@ -14,13 +14,12 @@ from server.ops.models import Served
 from server.recommend.finish import Ranked
 from server.recommend.ladder import recommend, similar
 from server.recommend.retrieval import Query
-from server.schemas import Recommendations, RecommendedItem
+from server.schemas import PLACEMENTS, Recommendations, RecommendedItem
 from server.store.records import LiveSession, StoreUnavailable
 from server.web.api import Api, Param, json_response
 from server.web.errors import BadRequest, NotFound, Unavailable
 
 api = Api("recommendations")
-PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email")
 NEEDS_ITEMS = ("product", "cart")
 
 PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` need `item_id`, "

@@ -2,7 +2,7 @@
 
 import io
 
-from tests.server.conftest import event
+from tests.server.conftest import event, now_ms
 
 
 async def test_batch_reports_accepted_and_rejected_per_event(client):
@@ -56,3 +56,36 @@ async def test_unknown_route_and_method(client):
     resp = await client.delete("/v1/events")
     assert resp.status == 405 and (await resp.json())["error"] == "method_not_allowed"
     assert resp.headers["Allow"] == "POST"
+
+
+async def test_a_timestamp_too_far_ahead_is_refused_per_event_with_its_reason(client):
+    ahead = event("late-clock", "i1", ts=now_ms() + 3 * 86_400_000)
+    seconds = event("secs", "i1", ts=now_ms() // 1000)
+    resp = await client.post("/v1/events", json=[event("ok", "i1"), ahead, seconds])
+    body = await resp.json()
+    assert resp.status == 200 and body["accepted"] == 1
+    reasons = {r["event_id"]: r["error"] for r in body["rejected"]}
+    assert "ahead of the server's clock" in reasons["late-clock"]
+    assert "looks like Unix seconds" in reasons["secs"]
+
+
+async def test_a_quantity_the_store_cannot_count_is_refused_at_the_door(client):
+    for quantity in (10**17, 1e17):
+        purchase = {**event("q", "i1", type="purchase"), "quantity": quantity}
+        resp = await client.post("/v1/events", json=[purchase])
+        body = await resp.json()
+        assert resp.status == 422 and "quantity" in body["rejected"][0]["error"]
+        assert "script" not in str(body).lower()
+
+
+async def test_one_shopper_cannot_suppress_another_shoppers_event_by_reusing_its_id(client, model_store):
+    from models import artifact
+    from server.appkeys import SESSIONS
+
+    item = artifact.load_current(model_store).items.ids[1]
+    squat = await (await client.post("/v1/events", json=event("order-1", item, session_id="mallory"))).json()
+    victim = await (await client.post("/v1/events", json=event("order-1", item, session_id="alice",
+                                                               type="purchase"))).json()
+    assert squat["accepted"] == 1 and victim["accepted"] == 1 and victim["duplicates"] == []
+    live = await client.app[SESSIONS].read(user_id=None, session_id="alice", now_ms=now_ms())
+    assert live.purchased == {item}

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from models.events import MAX_ID_LEN, Event, ts_problem
 from server.appkeys import METRICS, REQUEST_ID, SESSIONS, SETTINGS
+from server.events.known import known_ids
 from server.ops.health import LogOnce
 from server.schemas import EventsAccepted, Rejected
 from server.settings import Settings
@@ -85,7 +86,7 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
         raise Unprocessable("no valid event in the request",
                             extra={"rejected": [msgspec.to_builtins(r) for r in rejected]})
     try:
-        result = await request.app[SESSIONS].ingest(valid, now_ms=now_ms)
+        result = await request.app[SESSIONS].ingest(valid, now_ms=now_ms, known=known_ids(request.app))
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
         # The reason (which Redis, which script) is for the operator's log, not the storefront.
@@ -97,5 +98,9 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
     metrics.event_outcome("accepted", result.accepted)
     if result.duplicates:
         metrics.event_outcome("duplicate", len(result.duplicates))
+    for reason, n in (("unknown_item", result.unknown_items), ("unknown_category", result.unknown_categories),
+                      ("over_budget", result.over_budget)):
+        if n:
+            metrics.not_live(reason, n)
     return json_response(EventsAccepted(accepted=result.accepted, duplicates=result.duplicates,
                                         rejected=rejected, request_id=request[REQUEST_ID]))

@@ -78,6 +78,26 @@ async def test_a_quantity_the_store_cannot_count_is_refused_at_the_door(client):
         assert "script" not in str(body).lower()
 
 
+async def test_unknown_items_and_categories_reach_the_stream_but_not_the_live_state(client, model_store):
+    from models import artifact
+    from server.appkeys import REDIS, SESSIONS
+
+    model = artifact.load_current(model_store)
+    known_item, known_cat = model.items.ids[0], model.items.category[0]
+    batch = [event("k", known_item, session_id="mix", category=known_cat),
+             event("u", "no-such-item", session_id="mix", category="no-such-category"),
+             {**event("c", None, session_id="mix", category="x" * 128), "type": "category_view"}]
+    body = await (await client.post("/v1/events", json=batch)).json()
+    assert body["accepted"] == 3 and body["rejected"] == []
+    live = await client.app[SESSIONS].read(user_id=None, session_id="mix", now_ms=now_ms())
+    assert [x[0] for x in live.items] == [known_item]
+    assert set(live.category_affinity) == {known_cat}
+    assert await client.app[REDIS].client.xlen("vt:{g:0}:stream") == 3  # training still sees them
+    metrics = await (await client.get("/metrics")).text()
+    assert 'vitrine_events_not_live_total{reason="unknown_item"} 1.0' in metrics
+    assert 'vitrine_events_not_live_total{reason="unknown_category"} 2.0' in metrics
+
+
 async def test_one_shopper_cannot_suppress_another_shoppers_event_by_reusing_its_id(client, model_store):
     from models import artifact
     from server.appkeys import SESSIONS

@@ -14,8 +14,9 @@ import faiss
 from aiohttp import web
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
 from server.events.routes import api as events_api
+from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.ops.routes import api as ops_api
@@ -23,7 +24,7 @@ from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
 from server.store.connections import Connections
-from server.store.embedded import redis_server
+from server.store.embedded import supervised_redis
 from server.store.records import StoreUnavailable
 from server.store.sessions import SessionStore
 from server.store.trending import TrendingStore
@@ -41,19 +42,23 @@ async def _stop(task: asyncio.Task) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    with redis_server(settings.redis.url, settings.data.dir) as url:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    with supervised_redis(settings.redis.url, settings.data.dir,
+                          on_restart=metrics.embedded_redis_restarts.inc) as (url, supervisor):
         app[REDIS] = conn = Connections.for_settings(url, settings.redis)
+        app[HEALTH] = health = StoreHealth(conn.client, settings.redis, metrics, supervisor=supervisor)
         app[SESSIONS] = SessionStore(conn.wire, settings.redis)
         app[TRENDING] = trending = TrendingSnapshot(TrendingStore(conn.wire, settings.redis),
                                                     settings.recommend.trending_refresh_s)
         with contextlib.suppress(StoreUnavailable):  # the loop below retries and says so
             await trending.refresh()
-        refresher = asyncio.create_task(trending.run())
+        await health.check()  # warns at start about a Redis that would lose acknowledged events
+        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(health.run())]
         try:
             yield
         finally:
-            await _stop(refresher)
+            for task in tasks:
+                await _stop(task)
             await conn.aclose()
 
 

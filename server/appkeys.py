@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.recommend.trending import TrendingSnapshot
@@ -17,6 +18,7 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 TRENDING = web.AppKey("trending", TrendingSnapshot)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", StoreHealth)  # persistence, export backlog, embedded Redis
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin

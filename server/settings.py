@@ -122,8 +122,10 @@ class RedisSettings(_Section):
         "and offline app queues; each accepted event costs a ~90-byte mark this long)",
         ge=60)] = 86_400
     stream_maxlen: Annotated[int, _doc(
-        "cap per stream shard; unset: unbounded until exported (a cap drops the oldest unexported "
-        "events when the export stalls)", ge=1000)] | None = None
+        "events kept per stream shard until exported (~200 bytes each: the default is ~200 MB); "
+        "past it the oldest are dropped, counted and reported. `/readyz` warns at half full: export "
+        "at least every cap / (peak events per second per shard) / 2 seconds (docs/redis.md). "
+        "Unset: unbounded (Redis' memory fills up instead)", ge=1000)] | None = 1_000_000
 
     @property
     def timeout_s(self) -> float:

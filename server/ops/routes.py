@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, TRENDING
+from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, TRENDING
 from server.recommend.routes import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
@@ -53,13 +53,18 @@ async def readyz(request: web.Request, p: dict) -> web.Response:
     redis_ok = await request.app[REDIS].ping()
     model = holder.model
     ready = model is not None and redis_ok
-    detail = None
-    if not ready:
-        detail = holder.last_error if model is None else "redis unreachable"
-    elif not request.app[TRENDING].healthy:
-        detail = f"trending lists stale: {request.app[TRENDING].last_error}"
+    health, trending = request.app[HEALTH], request.app[TRENDING]
+    # Why not ready first, then what an operator must act on while serving.
+    problems = [] if model is not None else [holder.last_error or "no model loaded"]
+    if not redis_ok:
+        problems.append(health.redis_down or "redis unreachable")
+    problems += health.problems()
+    if model is not None and holder.last_error:
+        problems.append(f"serving {model.version}; {holder.last_error}")
+    if redis_ok and not trending.healthy:
+        problems.append(f"trending lists stale: {trending.last_error}")
     body = Health(status="ready" if ready else "not_ready", model_version=model.version if model else None,
-                  redis=redis_ok, detail=detail)
+                  redis=redis_ok, detail="; ".join(problems) or None)
     return json_response(body, status=200 if ready else 503)
 
 

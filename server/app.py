@@ -80,8 +80,8 @@ def create_app(settings: Settings) -> web.Application:
     faiss.omp_set_num_threads(1)
     app = web.Application(middlewares=[request_context], client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
-    app[MODELS] = ModelHolder(settings.model.store)
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:

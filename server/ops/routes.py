@@ -34,7 +34,7 @@ async def get_current_model(request: web.Request, p: dict) -> web.Response:
           response=ModelInfo, errors=(503,), admin=True)
 async def post_reload(request: web.Request, p: dict) -> web.Response:
     holder = request.app[MODELS]
-    await holder.reload()
+    await holder.reload(force=True)  # an operator asking: try a refused version again
     request.app[METRICS].model_reloads.set(holder.reloads)
     return json_response(_model_info(request))
 

@@ -99,8 +99,10 @@ async def test_corrupt_new_version_keeps_serving_the_old_one(aiohttp_client, mod
     before = (await (await client.get("/v1/models/current")).json())["version"]
     bad = "29990101T000000Z-0000dead"
     shutil.copytree(store / before, store / bad)
+    manifest = orjson.loads((store / bad / "manifest.json").read_bytes())
+    (store / bad / "manifest.json").write_bytes(orjson.dumps({**manifest, "version": bad}))
     (store / bad / "index.faiss").write_bytes(b"garbage")
-    artifact.set_current(store, bad)
+    (store / artifact.CURRENT).write_text(bad)  # by hand: set_current would refuse it
     info = await (await client.post("/v1/admin/reload")).json()
     assert info["version"] == before and "cannot load" in info["reload_error"]
     assert (await client.get("/v1/recommendations")).status == 200

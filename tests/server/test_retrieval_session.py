@@ -32,7 +32,8 @@ def model(tmp_path) -> ServingModel:
     def write(directory):
         artifact.write_artifact(
             directory,
-            manifest={"version": version, "index": info.as_dict(),
+            manifest={"version": version, "index": info.as_dict(), "created": "2026-01-01T00:00:00+00:00",
+                      "counts": {},
                       "params": {"event_weights": {"view": 1.0, "add_to_cart": 4.0, "purchase": 10.0},
                                  "regularization": 0.05, "alpha": 2.0}},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n)],

@@ -100,3 +100,13 @@ def test_reasons_name_the_newest_event_of_an_item_seen_twice(model, caches):
     live = _session(("i5", "add_to_cart", NOW - 1_000), ("i5", "view", NOW - 50_000))
     ranked = _rank(model, caches, Query("home", None, "s1", 5, NOW), live)
     assert ranked.reasons == ["because you added to your cart i5"] * 5
+
+
+def test_the_session_memo_is_bounded_by_its_setting(model, caches):
+    cfg = msgspec.structs.replace(RecommendSettings(), session_reuse_entries=16)
+    sizes = []
+    for n in range(100):
+        live = _session((f"i{n}", "view", NOW - 1_000), (f"i{n + 1}", "view", NOW - 2_000))
+        _rank(model, caches, Query("home", None, f"s{n}", 5, NOW), live, cfg)
+        sizes.append(len(caches.sessions))
+    assert max(sizes) == 16  # filled to the setting, then emptied: never more

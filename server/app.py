@@ -78,7 +78,11 @@ def create_app(settings: Settings) -> web.Application:
     # contend with the event loop (and with the other workers).
     threadpool_limits(1)
     faiss.omp_set_num_threads(1)
-    app = web.Application(middlewares=[request_context], client_max_size=settings.server.max_body_bytes)
+    # A query string may be as long as a body: 100 context ids and 500 exclusions of 128
+    # characters are schema-valid, and aiohttp's default 8 KB request line would refuse them.
+    limit = settings.server.max_body_bytes
+    app = web.Application(middlewares=[request_context], client_max_size=limit,
+                          handler_args={"max_line_size": limit})
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()
     app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc)

@@ -72,7 +72,8 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
     now_ms = int(time.time() * 1000)
     for i, obj in enumerate(raw):
         try:
-            event = msgspec.convert(obj, Event)
+            # Not strict: JSON Schema's `integer` includes 2.0, which the document then allows.
+            event = msgspec.convert(obj, Event, strict=False)
             if problem := ts_problem(event.ts, now_ms):
                 raise msgspec.ValidationError(problem)
             valid.append(event)

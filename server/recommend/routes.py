@@ -17,13 +17,13 @@ from server.recommend.retrieval import Query
 from server.schemas import PLACEMENTS, Recommendations, RecommendedItem
 from server.store.records import LiveSession, StoreUnavailable
 from server.web.api import Api, Param, json_response
-from server.web.errors import BadRequest, NotFound, Unavailable
+from server.web.errors import NotFound, Unavailable
 
 api = Api("recommendations")
-NEEDS_ITEMS = ("product", "cart")
 
-PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` need `item_id`, "
-                  "`category` needs `category`.", kind="enum", choices=PLACEMENTS, default="home")
+PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` take the page's `item_id`, "
+                  "`category` its `category` (without them, the shopper's own list).", kind="enum",
+                  choices=PLACEMENTS, default="home")
 USER_ID = Param("user_id", "The signed-in shopper.")
 SESSION_ID = Param("session_id", "The live session (anonymous shoppers too).")
 ITEM_IDS = Param("item_id", "The page's item(s): the product shown, the cart's items.", kind="ids")
@@ -84,11 +84,9 @@ async def get_recommendations(request: web.Request, p: dict) -> web.Response:
     q = Query(placement=p["placement"], user_id=p["user_id"], session_id=p["session_id"], k=p["k"],
               now_ms=int(time.time() * 1000), context_items=p["item_id"], category=p["category"],
               exclude=frozenset(p["exclude"]))
-    if q.placement in NEEDS_ITEMS and not q.context_items:
-        raise BadRequest(f"the {q.placement} placement needs `item_id` (the page's item(s))",
-                         extra={"parameter": "item_id"})
-    if q.placement == "category" and not q.category:
-        raise BadRequest("the category placement needs `category`", extra={"parameter": "category"})
+    # A product or cart placement without `item_id`, a category one without `category`, answer
+    # from the shopper alone: never an error page for a missing context (DESIGN.md), and the
+    # OpenAPI document can't make one parameter depend on another.
     _check_category(served, q.category)
     live, degraded = await _live(request, q)
     trending = request.app[TRENDING]

@@ -109,3 +109,12 @@ async def test_one_shopper_cannot_suppress_another_shoppers_event_by_reusing_its
     assert squat["accepted"] == 1 and victim["accepted"] == 1 and victim["duplicates"] == []
     live = await client.app[SESSIONS].read(user_id=None, session_id="alice", now_ms=now_ms())
     assert live.purchased == {item}
+
+
+async def test_an_integral_number_written_as_a_float_is_an_integer(client):
+    """JSON Schema's `integer` (the OpenAPI document's) includes 2.0: accepted as 2."""
+    body = await (await client.post("/v1/events", json=[{**event("f", "i1"), "ts": float(now_ms()),
+                                                          "quantity": 2.0}])).json()
+    assert body["accepted"] == 1
+    body = await (await client.post("/v1/events", json=[{**event("g", "i1"), "quantity": 2.5}])).json()
+    assert "Expected `int`, got `float` - at `$.quantity`" in body["rejected"][0]["error"]

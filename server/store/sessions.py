@@ -100,9 +100,11 @@ class SessionStore:
         results = await run_scripts(self.wire, calls, self.settings.timeout_s)
         new, over_budget = set(), 0
         for group, statuses in zip(shoppers, results[:len(shoppers)], strict=True):
-            for i, st in zip(group, statuses, strict=True):
-                new.update((i,) if st == APPLIED else ())
-                over_budget += st == OVER_BUDGET
+            for i, status in zip(group, statuses, strict=True):
+                if status == APPLIED:
+                    new.add(i)
+                elif status == OVER_BUDGET:
+                    over_budget += 1
         new.update(group[int(j) - 1] for group, applied in zip(shards, results[len(shoppers):], strict=True)
                    for j in applied)
         return IngestResult(

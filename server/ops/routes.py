@@ -45,7 +45,9 @@ async def healthz(request: web.Request, p: dict) -> web.Response:
     return json_response(Health(status="ok", model_version=model.version if model else None))
 
 
-@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not)",
+@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not); "
+                             "`detail` also names what an operator must act on while serving (Redis "
+                             "persistence, the export's backlog, a refused model version)",
          response=Health, responses={"503": {"description": "Not ready: `detail` says why", "content": {
              "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}})
 async def readyz(request: web.Request, p: dict) -> web.Response:

@@ -15,12 +15,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import EXPERIMENTS, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import EXPERIMENTS, HEALTH, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
 from server.events.routes import api as events_api
 from server.experiments.routes import api as experiments_api
 from server.experiments.service import Experiments
 from server.experiments.snapshot import ExperimentSnapshot
 from server.experiments.store import ExperimentStore
+from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.ops.routes import api as ops_api
@@ -30,7 +31,7 @@ from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
 from server.store.connections import Connections
-from server.store.embedded import redis_server
+from server.store.embedded import supervised_redis
 from server.store.records import StoreUnavailable
 from server.store.sessions import SessionStore
 from server.store.trending import TrendingStore
@@ -48,9 +49,11 @@ async def _stop(task: asyncio.Task) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    with redis_server(settings.redis.url, settings.data.dir) as url:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    with supervised_redis(settings.redis.url, settings.data.dir,
+                          on_restart=metrics.embedded_redis_restarts.inc) as (url, supervisor):
         app[REDIS] = conn = Connections.for_settings(url, settings.redis)
+        app[HEALTH] = health = StoreHealth(conn.client, settings.redis, metrics, supervisor=supervisor)
         app[SESSIONS] = SessionStore(conn.wire, settings.redis)
         app[TRENDING] = trending = TrendingSnapshot(TrendingStore(conn.wire, settings.redis),
                                                     settings.recommend.trending_refresh_s)
@@ -63,7 +66,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await snapshot.refresh()
             if settings.experiments.file is not None:
                 await snapshot.load_file(settings.experiments.file)
-        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run())]
+        await health.check()  # warns at start about a Redis that would lose acknowledged events
+        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run()),
+                 asyncio.create_task(health.run())]
         if settings.experiments.bandits:
             tasks.append(asyncio.create_task(experiments.run_bandits()))
         try:
@@ -90,10 +95,14 @@ def create_app(settings: Settings) -> web.Application:
     # contend with the event loop (and with the other workers).
     threadpool_limits(1)
     faiss.omp_set_num_threads(1)
-    app = web.Application(middlewares=[request_context], client_max_size=settings.server.max_body_bytes)
+    # A query string may be as long as a body: 100 context ids and 500 exclusions of 128
+    # characters are schema-valid, and aiohttp's default 8 KB request line would refuse them.
+    limit = settings.server.max_body_bytes
+    app = web.Application(middlewares=[request_context], client_max_size=limit,
+                          handler_args={"max_line_size": limit})
     app[SETTINGS] = settings
-    app[MODELS] = ModelHolder(settings.model.store)
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:

@@ -21,6 +21,27 @@ class Metrics:
         self.events = Counter("vitrine_events_total", "Events by outcome", ["outcome"],
                               registry=self.registry)
         self.model_reloads = Gauge("vitrine_model_reloads", "Model versions loaded", registry=self.registry)
+        # Hardening (#19): what the store refused to keep, and what an operator must act on.
+        self.events_not_live = Counter(
+            "vitrine_events_not_live_total", "Accepted events left out of live state and trending",
+            ["reason"], registry=self.registry)  # unknown_item, unknown_category, over_budget
+        self.model_reload_errors = Counter("vitrine_model_reload_errors_total",
+                                           "Model versions refused", registry=self.registry)
+        self.embedded_redis_restarts = Counter(
+            "vitrine_embedded_redis_restarts_total", "Restarts of the embedded Redis after it died",
+            registry=self.registry)
+        self.redis_durability_risk = Gauge(
+            "vitrine_redis_durability_risk", "1: acknowledged events may be lost if Redis crashes "
+            "(no appendonly); 0: appendonly; -1: unknown (CONFIG unavailable)", registry=self.registry)
+        self.stream_unexported = Gauge("vitrine_stream_unexported_events",
+                                       "Events in the streams not exported yet", registry=self.registry)
+        self.stream_fill = Gauge("vitrine_stream_fill_ratio", "Fullest stream shard's length over "
+                                 "redis.stream_maxlen", registry=self.registry)
+        self.stream_oldest_s = Gauge("vitrine_stream_oldest_unexported_seconds",
+                                     "Age of the oldest event not exported yet", registry=self.registry)
+        self.stream_dropped = Gauge("vitrine_stream_dropped_events",
+                                    "Events the stream cap dropped before they were exported",
+                                    registry=self.registry)
         self._request_children: dict[tuple[str, int], tuple] = {}
         self._rung_children: dict[str, Counter] = {}
         self._event_children: dict[str, Counter] = {}
@@ -36,6 +57,9 @@ class Metrics:
         if child is None:
             child = self._event_children[outcome] = self.events.labels(outcome)
         child.inc(n)
+
+    def not_live(self, reason: str, n: int) -> None:
+        self.events_not_live.labels(reason).inc(n)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count and time one request. The labelled children are looked up once per

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from models import artifact
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, TRENDING
+from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, TRENDING
 from server.recommend.params import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
 from server.web.errors import BadRequest, NotFound
+from server.web.openapi import as_served
 
 api = Api("operations")
 
@@ -36,7 +38,7 @@ async def get_current_model(request: web.Request, p: dict) -> web.Response:
           response=ModelInfo, errors=(503,), admin=True)
 async def post_reload(request: web.Request, p: dict) -> web.Response:
     holder = request.app[MODELS]
-    await holder.reload()
+    await holder.reload(force=True)  # an operator asking: try a refused version again
     request.app[METRICS].model_reloads.set(holder.reloads)
     return json_response(_model_info(request))
 
@@ -103,7 +105,9 @@ async def healthz(request: web.Request, p: dict) -> web.Response:
     return json_response(Health(status="ok", model_version=model.version if model else None))
 
 
-@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not)",
+@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not); "
+                             "`detail` also names what an operator must act on while serving (Redis "
+                             "persistence, the export's backlog, a refused model version)",
          response=Health, responses={"503": {"description": "Not ready: `detail` says why", "content": {
              "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}})
 async def readyz(request: web.Request, p: dict) -> web.Response:
@@ -111,13 +115,18 @@ async def readyz(request: web.Request, p: dict) -> web.Response:
     redis_ok = await request.app[REDIS].ping()
     model = holder.model
     ready = model is not None and redis_ok
-    detail = None
-    if not ready:
-        detail = holder.last_error if model is None else "redis unreachable"
-    elif not request.app[TRENDING].healthy:
-        detail = f"trending lists stale: {request.app[TRENDING].last_error}"
+    health, trending = request.app[HEALTH], request.app[TRENDING]
+    # Why not ready first, then what an operator must act on while serving.
+    problems = [] if model is not None else [holder.last_error or "no model loaded"]
+    if not redis_ok:
+        problems.append(health.redis_down or "redis unreachable")
+    problems += health.problems()
+    if model is not None and holder.last_error:
+        problems.append(f"serving {model.version}; {holder.last_error}")
+    if redis_ok and not trending.healthy:
+        problems.append(f"trending lists stale: {trending.last_error}")
     body = Health(status="ready" if ready else "not_ready", model_version=model.version if model else None,
-                  redis=redis_ok, detail=detail)
+                  redis=redis_ok, detail="; ".join(problems) or None)
     return json_response(body, status=200 if ready else 503)
 
 
@@ -130,4 +139,4 @@ async def metrics(request: web.Request, p: dict) -> web.Response:
 
 @api.get("/openapi.json", summary="This document", responses={"200": {"description": "OpenAPI 3.1 document"}})
 async def openapi(request: web.Request, p: dict) -> web.Response:
-    return json_response(request.app[OPENAPI])
+    return json_response(as_served(request.app[OPENAPI], int(time.time() * 1000)))

@@ -33,7 +33,7 @@ def _operation(op: Operation, settings: Settings) -> dict:
     if op.params:
         out["parameters"] = [p.openapi(settings) for p in op.params]
     if op.body is not None:
-        out["requestBody"] = op.body
+        out["requestBody"] = op.body(settings) if callable(op.body) else op.body
     responses: dict = {}
     if op.response is not None:
         responses["200"] = {"description": "OK", **_json(op.response.__name__)}
@@ -41,7 +41,7 @@ def _operation(op: Operation, settings: Settings) -> dict:
     for status in (*op.errors, *((401,) if op.admin and settings.server.admin_token else ())):
         responses[str(status)] = {"description": ERROR_TEXT[status], **_json("ErrorBody")}
     out["responses"] = responses
-    if op.admin:
+    if op.admin and settings.server.admin_token:  # without a token the endpoint is open: say so
         out["security"] = [{"adminToken": []}]
     return out
 
@@ -53,7 +53,10 @@ def document(apis: list[Api], settings: Settings) -> dict:
         for op in api.operations:
             paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, settings)
             types.update(t for t in (op.response, *op.schemas) if t is not None)
-    _, components = msgspec.json.schema_components(sorted(types, key=lambda t: t.__name__), ref_template=REF)
+    ordered = sorted(types, key=lambda t: t.__name__)
+    _, components = msgspec.json.schema_components(ordered, ref_template=REF)
+    for t in ordered:  # what a type's fields can't say (models/events.py: item_id for item events)
+        components[t.__name__].update(getattr(t, "__json_schema_extra__", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vitrine", "version": "1", "description":
@@ -63,6 +66,23 @@ def document(apis: list[Api], settings: Settings) -> dict:
             "adminToken": {"type": "http", "scheme": "bearer",
                            "description": "`server.admin_token` (VITRINE_SERVER_ADMIN_TOKEN)"}}},
     }
+
+
+def as_served(doc: dict, now_ms: int) -> dict:
+    """The document with clock-relative bounds resolved: a field marked `x-max-ahead-ms` (an
+    event's `ts`) gets `maximum` = the server's clock plus that, as the server enforces it now."""
+    schemas = dict(doc["components"]["schemas"])
+    out = {**doc, "components": {**doc["components"], "schemas": schemas}}
+    for name, schema in doc["components"]["schemas"].items():
+        ahead = {f: p["x-max-ahead-ms"] for f, p in schema.get("properties", {}).items()
+                 if "x-max-ahead-ms" in p}
+        if ahead:
+            schemas[name] = schema = {**schema, "properties": dict(schema["properties"])}
+            for field, ms in ahead.items():
+                prop = schema["properties"][field]
+                schema["properties"][field] = {**prop, "maximum": min(prop.get("maximum", now_ms + ms),
+                                                                      now_ms + ms)}
+    return out
 
 
 def markdown(apis: list[Api], settings: Settings) -> str:

@@ -112,6 +112,10 @@ def _read_one(path: Path, mapping: ColumnMapping, policy: str, report: ReadRepor
     table = table.rename_columns([mapping.rename.get(c, c) for c in table.column_names])
     first_line = 2 if path.suffix.lower() == ".csv" else 1  # CSV has a header line
     report.rows_read += table.num_rows
+    if "user_id" not in table.column_names and "session_id" in table.column_names:
+        # Only anonymous shoppers in this file: the exporter omits the absent user_id, so the
+        # column itself is missing; the session stands in for the user (below).
+        table = table.append_column("user_id", pa.nulls(table.num_rows, pa.string()))
     required = ["user_id", "item_id", "ts"] + ([] if mapping.event_type else ["type"])
     if mapping.value_column:
         required.append(mapping.value_column)

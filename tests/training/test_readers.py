@@ -121,3 +121,21 @@ def test_item_category_is_the_newest_seen_and_duplicates_keep_the_first(tmp_path
     assert log.item_ids == ["i1", "i2"] and log.user_ids == ["u1", "u2"]
     assert log.item_category == ["shoes", "bags"]
     assert log.ts.tolist() == sorted(log.ts.tolist())
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_a_file_of_only_anonymous_events_is_trainable(tmp_path, ext):
+    # The server's export omits an absent user_id, so such a file has no user_id column at all.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"event_id": "e1", "session_id": "s9", "type": "view", "ts": 1700000000000, "item_id": "i1"},
+            {"event_id": "e2", "session_id": "s8", "type": "purchase", "ts": 1700000000001, "item_id": "i2"}]
+    path = tmp_path / f"events.{ext}"
+    if ext == "jsonl":
+        import orjson
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    log, report = read_events(path)
+    assert report.rows_kept == 2 and sorted(log.user_ids) == ["s:s8", "s:s9"]

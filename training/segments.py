@@ -53,6 +53,14 @@ def rfm_segments(log: EventLog) -> dict:
     np.minimum.at(first, inverse, buys.ts)
     spend = np.nan_to_num(buys.price.astype(np.float64)) * buys.quantity
     monetary = np.bincount(inverse, weights=spend, minlength=users.size)
+    return rfm_from_aggregates([log.user_ids[u] for u in users.tolist()], last=last, first=first,
+                               frequency=frequency, monetary=monetary, now=now)
+
+
+def rfm_from_aggregates(user_ids: list[str], *, last: np.ndarray, first: np.ndarray,
+                        frequency: np.ndarray, monetary: np.ndarray, now: int) -> dict:
+    """The segments from per-customer purchase aggregates (newest and oldest purchase ts,
+    distinct purchase days, spend), however they were computed (numpy here, Spark there)."""
     recency_days = (now - last) / DAY_MS
     repeat = frequency >= 2
     gap = np.where(repeat, (last - first) / DAY_MS / np.maximum(frequency - 1, 1), np.nan)
@@ -65,7 +73,7 @@ def rfm_segments(log: EventLog) -> dict:
     m = _quintile(monetary)
     return {
         "as_of_ms": now,
-        "users": [log.user_ids[u] for u in users.tolist()],
+        "users": user_ids,
         "r": r.tolist(), "f": f.tolist(), "m": m.tolist(),
         "segment": _label(r, f).tolist(),
         "churn_risk": risk.tolist(),

@@ -50,7 +50,7 @@ _DATE_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _STREAM_ID_RE = re.compile(r"^\d+-\d+$")
 
 
-class ArchiveError(Exception):
+class ArchiveError(ValueError):
     """A batch that can't be archived as asked (a bad or overlapping range, a bad root)."""
 
 

@@ -5,27 +5,22 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from models import archive, artifact
-from models.events import Event
+from models import artifact
 from models.retrain import EXIT_KEPT, EXIT_PUBLISHED, read_outcome
 from models.tombstones import write_tombstone
 from training.config import TrainConfig
 from training.pipeline import train
 from training.retrain import RetrainOptions, run_once
 from training.synthetic import DAY_MS, DEFAULT_START_MS, generate_store
-from training.writers import events_table
+from training.writers import write_archive
 from vitrine.cli import main
 
 DAYS = 56
 UNTIL = datetime.fromtimestamp((DEFAULT_START_MS + (DAYS + 30) * DAY_MS) / 1000, UTC)  # returns come late
 
 
-def archive_of(log, root, session, batch: int = 20_000) -> None:
-    rows = events_table(log, session=session).to_pylist()
-    events = [Event(**{k: v for k, v in r.items() if v is not None}) for r in rows]
-    for start in range(0, len(events), batch):
-        chunk = events[start:start + batch]
-        archive.write_batch(root, chunk, f"{start + 1}-0", f"{start + len(chunk)}-0")
+def archive_of(log, root, session) -> None:
+    write_archive(log, root, session=session)
 
 
 @pytest.fixture(scope="module")

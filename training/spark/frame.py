@@ -34,9 +34,15 @@ def read_archive(spark, root: str, since_ms: int | None, until_ms: int | None):
     """The archive's committed parts in the window (the part list comes from models.archive)."""
     from models import archive
 
-    parts = archive.list_parts(root, since_ms, until_ms)
+    # The part list comes from pyarrow's filesystems ("s3://"); Spark's Hadoop ones name S3
+    # "s3a://". Listed paths carry no scheme: it is put back for Spark.
+    scheme = root.split("://", 1)[0] if "://" in root else None
+    listing_root = root.replace("s3a://", "s3://", 1) if scheme == "s3a" else root
+    parts = archive.list_parts(listing_root, since_ms, until_ms)
     if not parts:
         raise ValueError(f"{root}: no archived events in the window")
+    if scheme:
+        parts = [f"{'s3a' if scheme in ('s3', 's3a') else scheme}://{p}" for p in parts]
     df = spark.read.schema(_archive_ddl()).parquet(*parts)
     return df.where(_between("ts", since_ms, until_ms))
 

@@ -17,13 +17,14 @@ class SparkOptions:
 
 
 def spark_session(options: SparkOptions | None = None, app: str = "vitrine-train"):
-    """A SparkSession. Local mode unless spark-submit (or SPARK_MASTER) already chose a master."""
-    from pyspark import SparkConf
+    """A SparkSession: local mode with `options`, unless run under spark-submit."""
     from pyspark.sql import SparkSession
 
     options = options or SparkOptions()
     builder = SparkSession.builder.appName(app)
-    submitted = SparkConf().contains("spark.master")
+    # spark-submit starts the JVM first and hands Python its gateway: the master, memory and
+    # the rest come from spark-submit then, and must not be overridden here.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
     if not submitted:
         builder = builder.master(options.master).config("spark.driver.memory", options.driver_memory)
         if options.master.startswith("local"):  # one machine: stay on the loopback interface

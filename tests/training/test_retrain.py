@@ -116,3 +116,17 @@ def test_every_takes_a_number_and_a_unit():
     assert parse_every("6h") == 21_600 and parse_every("30m") == 1_800 and parse_every("1.5d") == 129_600
     with pytest.raises(ArgumentTypeError):
         parse_every("6 hours")
+
+
+def test_vitrine_train_reads_an_archive_window_with_anonymous_sessions(tmp_path, capsys):
+    store = generate_store(n_items=300, n_users=200, n_events=12_000, seed=6)
+    root = tmp_path / "archive"
+    write_archive(store.log, root, session=store.session, anonymous=store.session % 3 == 0)
+    until = datetime.fromtimestamp((DEFAULT_START_MS + 28 * DAY_MS) / 1000, UTC).isoformat()
+    assert main(["train", "--archive", str(root), "--days", "14", "--until", until, "--store",
+                 str(tmp_path / "models"), "--eval-seeds", "1", "--iterations", "2"]) == 0
+    model = artifact.load_current(tmp_path / "models")
+    half = store.log.select((store.log.ts >= DEFAULT_START_MS + 14 * DAY_MS)
+                            & (store.log.ts < DEFAULT_START_MS + 28 * DAY_MS))
+    assert model.manifest["counts"]["events"] == len(half)
+    assert any(u.startswith("s:") for u in model.user_ids)  # anonymous sessions trained on

@@ -166,8 +166,11 @@ def _evaluate(spark, pairs, n_users: int, n_items: int, config: TrainConfig):
 
     counts = pairs.groupBy("u").count().where(F.col("count") >= config.eval_min_positives)
     eligible = np.sort(np.array([r[0] for r in counts.select("u").collect()], dtype=np.int64))
+    from tqdm import tqdm
+
     runs, first = [], None
-    for seed in range(config.eval_seeds):
+    for seed in tqdm(range(config.eval_seeds), desc="evaluate (one ALS fit per seed)", unit="seed",
+                     disable=None):
         rng = np.random.default_rng(seed)
         n_held = min(config.eval_holdout_users, config.eval_max_users, eligible.size // 5)
         if n_held < 1:

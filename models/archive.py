@@ -373,39 +373,3 @@ def window_days(days: float, until: datetime | None = None) -> tuple[datetime, d
     """The window [until - days, until) as datetimes (until defaults to now, UTC)."""
     end = until or datetime.now(UTC)
     return end - timedelta(days=days), end
-
-
-def purge_erased(root: str | Path, *, filesystem: pafs.FileSystem | None = None) -> int:
-    """Rewrite the parts that hold erased shoppers' events without them (each part replaced
-    atomically under its own name). Readers already leave those events out; this removes them
-    from storage. Returns the number of rows removed. Run it while no export is writing."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from models.tombstones import Tombstones, read_tombstones
-
-    stones = read_tombstones(root, filesystem=filesystem)
-    if not stones:
-        return 0
-    r = _open_root(root, filesystem)
-    paths = list_parts(root, filesystem=filesystem)
-    # First pass (two columns): the sessions an erased user was seen in, in any part, since
-    # their anonymous events may sit in another part.
-    sessions = set(stones.session_ids)
-    users = pa.array(sorted(stones.user_ids), pa.string())
-    for path in paths if len(users) else []:
-        with r.fs.open_input_file(path) as f:
-            ids = pq.read_table(f, columns=["user_id", "session_id"])
-        hit = pc.fill_null(pc.is_in(ids["user_id"], users), False)
-        sessions.update(pc.unique(ids.filter(hit)["session_id"]).to_pylist())
-    everything = Tombstones(stones.user_ids, frozenset(sessions))
-    removed = 0
-    for path in paths:
-        with r.fs.open_input_file(path) as f:
-            table = pq.read_table(f)
-        kept = everything.filter_table(table)
-        if kept.num_rows < table.num_rows:
-            removed += table.num_rows - kept.num_rows
-            _put(r, path, lambda out, t=kept: _write_parquet(t, out))
-    return removed

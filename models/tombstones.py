@@ -1,7 +1,7 @@
 """Erasure tombstones: the user and session ids whose events must not be trained on any more.
 
 The server writes one small file per erasure request into the archive root; the archive's
-readers and the trainer leave those shoppers' events out (and `models.archive.purge_erased`
+readers and the trainer leave those shoppers' events out (and `purge_erased` below
 removes them from the Parquet parts for good):
 
     <root>/_tombstones/<erased_at ms>-<8 hex>.json   {"erased_at": ms, "user_ids": [...],
@@ -127,3 +127,39 @@ def _bodies(root: str | Path, filesystem: Any) -> list[bytes]:
             with r.fs.open_input_stream(r.join(TOMBSTONES, name)) as f:
                 out.append(f.read())
     return out
+
+
+def purge_erased(root: str | Path, *, filesystem: Any = None) -> int:
+    """Rewrite the parts that hold erased shoppers' events without them (each part replaced
+    atomically under its own name). Readers already leave those events out; this removes them
+    from storage. Returns the number of rows removed. Run it while no export is writing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from models.archive import _open_root, _put, _write_parquet, list_parts
+
+    stones = read_tombstones(root, filesystem=filesystem)
+    if not stones:
+        return 0
+    r = _open_root(root, filesystem)
+    paths = list_parts(root, filesystem=filesystem)
+    # First pass (two columns): the sessions an erased user was seen in, in any part, since
+    # their anonymous events may sit in another part.
+    sessions = set(stones.session_ids)
+    users = pa.array(sorted(stones.user_ids), pa.string())
+    for path in paths if len(users) else []:
+        with r.fs.open_input_file(path) as f:
+            ids = pq.read_table(f, columns=["user_id", "session_id"])
+        hit = pc.fill_null(pc.is_in(ids["user_id"], users), False)
+        sessions.update(pc.unique(ids.filter(hit)["session_id"]).to_pylist())
+    everything = Tombstones(stones.user_ids, frozenset(sessions))
+    removed = 0
+    for path in paths:
+        with r.fs.open_input_file(path) as f:
+            table = pq.read_table(f)
+        kept = everything.filter_table(table)
+        if kept.num_rows < table.num_rows:
+            removed += table.num_rows - kept.num_rows
+            _put(r, path, lambda out, t=kept: _write_parquet(t, out))
+    return removed

@@ -10,7 +10,7 @@ import pytest
 
 from models import archive
 from models.events import Event
-from models.tombstones import read_tombstones, write_tombstone
+from models.tombstones import purge_erased, read_tombstones, write_tombstone
 
 DAY = 86_400_000
 T0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
@@ -93,8 +93,8 @@ def test_tombstones_drop_the_user_and_the_sessions_they_were_seen_in(tmp_path):
     assert read_tombstones(tmp_path).user_ids == {"u1"}
     assert archive.read_window(tmp_path)["event_id"].to_pylist() == ["e3"]
     assert archive.read_window(tmp_path, tombstones=False).num_rows == 4
-    assert archive.purge_erased(tmp_path) == 3
-    assert raw_rows(tmp_path) == ["e3"] and archive.purge_erased(tmp_path) == 0
+    assert purge_erased(tmp_path) == 3
+    assert raw_rows(tmp_path) == ["e3"] and purge_erased(tmp_path) == 0
 
 
 def test_any_pyarrow_filesystem_holds_an_archive():
@@ -112,7 +112,7 @@ def test_the_contracts_import_and_tombstones_work_without_pyarrow(tmp_path):
     code = (
         "import sys; sys.modules['pyarrow'] = None\n"
         "from models import archive\n"
-        "from models.tombstones import read_tombstones, write_tombstone\n"
+        "from models.tombstones import purge_erased, read_tombstones, write_tombstone\n"
         f"write_tombstone({str(tmp_path)!r}, user_ids=['u9'])\n"
         f"assert read_tombstones({str(tmp_path)!r}).erases('u9', None)\n"
         "assert archive.stream_id_key('10-2') > archive.stream_id_key('9-5')\n"

@@ -15,9 +15,11 @@ FORBIDDEN = {"server": {"training"}, "models": {"server", "training", "vitrine"}
              "training": {"server", "vitrine"}, "loadtest": {"training"}}
 # The online install carries none of these (pyproject.toml: they are the `train` extra's).
 TRAINER_ONLY = {"implicit", "scipy", "pyarrow", "sklearn", "pyspark"}
-# DESIGN.md: experiment results statistics may use scipy (`vitrine[stats]`), imported only inside
-# the functions that compute them, never on the request path.
-STATS_MODULES = {"server.experiments.results": {"scipy"}}
+# Heavier libraries imported only inside the functions that need them, never on the request path:
+# experiment results statistics (DESIGN.md, `vitrine[stats]`), and the Parquet event archive the
+# export writes and the trainer reads (pyarrow, `vitrine[train]`).
+STATS_MODULES = {"server.experiments.results": {"scipy"}, "models.archive": {"pyarrow"},
+                 "models.archive_fs": {"pyarrow", "fsspec"}, "models.tombstones": {"pyarrow"}}
 
 
 def _module_name(path: Path) -> str:

@@ -1,10 +1,12 @@
-"""`vitrine train`, `vitrine generate` and `vitrine models list|use`."""
+"""`vitrine train`, `vitrine generate`, `vitrine models list|use` (and `vitrine retrain`, from
+training/retrain.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # A flag whose dest starts with "setting:" overrides that setting of the one configuration
@@ -33,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=int, help="versions to keep in the store")
     p.add_argument("--segment-rules", type=Path, help="segment rules file (.toml/.json, docs/customers.md)")
     p.add_argument("--churn-window-days", type=int, help="churn label: no purchase in this many days")
+    # The loop and large stores (docs/loop.md).
+    p.add_argument("--archive", help="train on an event archive (models/archive.py) instead of files")
+    p.add_argument("--days", type=float, help="with --archive: the last N days only")
+    p.add_argument("--until", type=datetime.fromisoformat,
+                   help="with --archive: window end (UTC; default now)")
+    p.add_argument("--engine", choices=("implicit", "spark"), default="implicit",
+                   help="ALS engine: implicit on this machine, or Spark MLlib (vitrine[spark])")
+    p.add_argument("--spark-master", default="local[*]", help="Spark master when not under spark-submit")
+    p.add_argument("--spark-driver-memory", default="8g", help="Spark driver memory (local mode)")
     p.set_defaults(handler=_train)
 
     g = subparsers.add_parser("generate", help="write a synthetic store's events and catalog")
@@ -51,15 +62,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     register_campaign(subparsers)
 
+    from training import retrain
+
+    retrain.register(subparsers)
+
 
 def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=5_000, help="synthetic store: items")
     p.add_argument("--users", type=int, default=2_000, help="synthetic store: customers")
     p.add_argument("--n-events", type=int, default=200_000, help="synthetic store: events")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--days", type=int, default=56, help="synthetic store: days of events")
+    p.add_argument("--span-days", type=int, default=56, help="synthetic store: days of events")
     p.add_argument("--customer-types", action="store_true",
-                   help="synthetic store: plant loyal/VIP/slipping/lost/new shoppers (needs --days >= 365)")
+                   help="synthetic store: plant loyal/VIP/slipping/lost/new shoppers "
+                        "(needs --span-days >= 365)")
 
 
 def _fail(message: str) -> int:
@@ -89,9 +105,14 @@ def _train(args: argparse.Namespace) -> int:
             load_rules(config.segment_rules)  # refuse a bad file before reading events and training
         except RuleError as exc:
             return _fail(str(exc))
+    config.engine = args.engine
     start = time.perf_counter()
+    if args.engine == "spark" and (args.events or args.archive):
+        return _train_spark(args, config)
     try:
-        if args.events:
+        if args.archive:
+            log, source = _read_archive(args)
+        elif args.events:
             catalog = read_catalog(args.catalog) if args.catalog else None
             log, report = read_events(args.events, mapping=load_mapping(args.mapping),
                                       on_bad_row=args.on_bad_row, catalog=catalog)
@@ -104,10 +125,10 @@ def _train(args: argparse.Namespace) -> int:
             from training.synthetic import generate_store
 
             log = generate_store(n_items=args.items, n_users=args.users, n_events=args.n_events,
-                                 seed=args.seed, days=args.days,
+                                 seed=args.seed, days=args.span_days,
                                  customer_types=args.customer_types).log
             source = {"synthetic": {"items": args.items, "users": args.users, "events": args.n_events,
-                                    "seed": args.seed, "days": args.days,
+                                    "seed": args.seed, "days": args.span_days,
                                     "customer_types": args.customer_types}}
             print(f"generated a synthetic store: {len(log):,} events, {log.n_items:,} items, "
                   f"{log.n_users:,} customers (seed {args.seed})")
@@ -119,13 +140,59 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    until = args.until.replace(tzinfo=args.until.tzinfo or UTC) if args.until else None
+    if args.days is None:
+        return None, until
+    end = until or datetime.now(UTC)
+    return end - timedelta(days=args.days), end
+
+
+def _read_archive(args: argparse.Namespace):
+    from models import archive
+    from training.catalog import read_catalog
+    from training.readers import read_event_table
+
+    since, until = _window(args)
+    table = archive.read_window(args.archive, since, until)
+    catalog = read_catalog(args.catalog) if args.catalog else None
+    log, report = read_event_table(table, f"archive {args.archive}", on_bad_row=args.on_bad_row,
+                                   catalog=catalog)
+    print(f"read: {report.summary()}")
+    return log, {"archive": args.archive, "since": since and since.isoformat(),
+                 "until": until and until.isoformat(), "read": report.summary()}
+
+
+def _train_spark(args: argparse.Namespace, config) -> int:
+    from training.catalog import read_catalog
+    from training.mapping import load_mapping
+    from training.report import format_report
+    from training.spark.pipeline import SparkSource, train_spark
+    from training.spark.session import SparkOptions
+
+    since, until = _window(args)
+    ms = (lambda d: int(d.timestamp() * 1000) if d else None)  # noqa: E731
+    source = (SparkSource(archive=args.archive, since_ms=ms(since), until_ms=ms(until)) if args.archive
+              else SparkSource(paths=[str(p) for p in args.events]))
+    try:
+        result = train_spark(source, config, mapping=load_mapping(args.mapping),
+                             catalog=read_catalog(args.catalog) if args.catalog else None,
+                             options=SparkOptions(master=args.spark_master,
+                                                  driver_memory=args.spark_driver_memory))
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(format_report(result.manifest))
+    print(f"published {result.version} to {result.path}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from training.synthetic import generate_store
     from training.writers import write_catalog, write_events
 
     try:
         store = generate_store(n_items=args.items, n_users=args.users, n_events=args.n_events,
-                               seed=args.seed, days=args.days, customer_types=args.customer_types)
+                               seed=args.seed, days=args.span_days, customer_types=args.customer_types)
         write_events(store.log, args.out, session=store.session, channel=store.channel)
     except ValueError as exc:
         return _fail(str(exc))

@@ -17,6 +17,7 @@ class TrainConfig:
     alpha: float = 2.0
     iterations: int = 15
     random_state: int = 0
+    engine: str = "implicit"  # the ALS fit: "implicit" here, or "spark" (training/engines.py)
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None  # time decay of event weights; None = no decay
     # Index (training/index.py): every item scanned exactly up to this many items; above it the

@@ -95,15 +95,25 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     train = matrix[train_rows]
     user_factors, item_factors = fit(train, config)
     gram = gram_matrix(item_factors)  # 1M × 64 in float64: ~0.7 s, so computed once and passed on
+    rows = [(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]],
+             matrix.data[matrix.indptr[u]:matrix.indptr[u + 1]]) for u in held]
+    out = score_held_out(rows, item_factors, gram, item_popularity(train), config, rng)
+    out["fit"] = {"user_factors": user_factors, "item_factors": item_factors, "gram": gram,
+                  "train_rows": train_rows, "held": held}
+    return out
+
+
+def score_held_out(rows: list[tuple[np.ndarray, np.ndarray]], item_factors: np.ndarray, gram: np.ndarray,
+                   popularity: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> dict:
+    """The held-out users' side of strong generalization, for any engine's item factors: each
+    user's (items, weights) row split into fold-in and targets by `rng`, the fold-in solved with
+    the server's FoldIn, the model's and popularity's top-100 scored against the targets."""
     solve = FoldIn(item_factors, gram, regularization=config.regularization, alpha=config.alpha)
-    popularity = item_popularity(train)
     queries, folded, targets = [], [], []
-    for u in held:
-        start, end = matrix.indptr[u], matrix.indptr[u + 1]
-        order = rng.permutation(end - start)
+    for items, weights in rows:
+        order = rng.permutation(items.size)
         n_in = int(round(config.eval_fold_in * order.size))
         fin, tgt = order[:n_in], order[n_in:]
-        items, weights = matrix.indices[start:end], matrix.data[start:end]
         queries.append(solve(items[fin], weights[fin]))
         folded.append(items[fin])
         targets.append(items[tgt])
@@ -112,12 +122,10 @@ def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, 
     exclude = folded
     model_top = _score_in_chunks(np.stack(queries), item_factors, exclude)
     pop_top = _popularity_top(popularity, folded)
-    n_items = matrix.shape[1]
+    n_items = item_factors.shape[0]
     return {"model": ranking_metrics(model_top, targets, n_items),
             "popularity": ranking_metrics(pop_top, targets, n_items),
-            "users": int(n_held),
-            "fit": {"user_factors": user_factors, "item_factors": item_factors, "gram": gram,
-                    "train_rows": train_rows, "held": held}}
+            "users": len(rows)}
 
 
 def temporal(log: EventLog, config: TrainConfig, fit: Fit, cutoff_quantile: float = 0.9) -> dict | None:

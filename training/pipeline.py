@@ -15,9 +15,9 @@ import scipy.sparse as sp
 from models import artifact
 from models.events import EventType
 from models.foldin import FoldIn, gram_matrix
-from training.als import fit_als
 from training.config import TrainConfig
 from training.customers import analyse_customers
+from training.engines import fit_function
 from training.evaluate import strong_generalization, summarize, temporal
 from training.eventlog import TYPE_CODE, EventLog
 from training.index import build_index
@@ -84,6 +84,7 @@ def train(
     already run by the caller (e.g. load); `source` describes the input for the manifest."""
     timer = Timer()
     timer.seconds.update(timings or {})
+    fit_als = fit_function(config.engine)  # the engine seam: implicit by default, or Spark
     with timer.stage("interactions"):
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
     metrics: dict = {}

@@ -74,6 +74,29 @@ def read_events(
     for path in paths:
         report.files.append(str(path))
         tables.append(_read_one(path, mapping, on_bad_row, report))
+    return _finish(tables, report, catalog)
+
+
+def read_event_table(
+    table: pa.Table,
+    label: str,
+    *,
+    mapping: ColumnMapping = NATIVE,
+    on_bad_row: str = "fail",
+    catalog: Catalog | None = None,
+) -> tuple[EventLog, ReadReport]:
+    """`read_events` for a table already in memory (e.g. `models.archive.read_window`'s);
+    `label` names it in messages."""
+    if on_bad_row not in ON_BAD_ROW:
+        raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW}")
+    if table.num_rows == 0:
+        raise BadEventLog(f"{label}: no events")
+    report = ReadReport(files=[label])
+    return _finish([_read_one(Path(label), mapping, on_bad_row, report, table)], report, catalog)
+
+
+def _finish(tables: list[pa.Table], report: ReadReport,
+            catalog: Catalog | None) -> tuple[EventLog, ReadReport]:
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if "event_id" in table.column_names and table.num_rows:
         table = _dedup(table, report)
@@ -105,13 +128,18 @@ def _read_table(path: Path) -> pa.Table:
     raise BadEventLog(f"{path}: unknown format {suffix!r} (use .csv, .jsonl or .parquet)")
 
 
-def _read_one(path: Path, mapping: ColumnMapping, policy: str, report: ReadReport) -> pa.Table:
-    table = _read_table(path)
+def _read_one(path: Path, mapping: ColumnMapping, policy: str, report: ReadReport,
+              table: pa.Table | None = None) -> pa.Table:
+    table = _read_table(path) if table is None else table
     if table.num_rows == 0:
         raise BadEventLog(f"{path}: empty file (no rows)")
     table = table.rename_columns([mapping.rename.get(c, c) for c in table.column_names])
     first_line = 2 if path.suffix.lower() == ".csv" else 1  # CSV has a header line
     report.rows_read += table.num_rows
+    if "user_id" not in table.column_names and "session_id" in table.column_names:
+        # Only anonymous shoppers in this file: the exporter omits the absent user_id, so the
+        # column itself is missing; the session stands in for the user (below).
+        table = table.append_column("user_id", pa.nulls(table.num_rows, pa.string()))
     required = ["user_id", "item_id", "ts"] + ([] if mapping.event_type else ["type"])
     if mapping.value_column:
         required.append(mapping.value_column)

@@ -111,3 +111,53 @@ def segment_counts(segments: dict, rules: SegmentRules) -> dict[str, int]:
     names, counts = np.unique(np.asarray(segments["segment"], dtype=object), return_counts=True)
     found = dict(zip(names.tolist(), counts.tolist(), strict=True))
     return {name: int(found.get(name, 0)) for name in rules.names}
+
+
+# -- the Spark engine's segments ----------------------------------------------------------------
+# training/spark computes per-customer aggregates in Spark and publishes format-1 segments from
+# them (labels from R and F quintiles, churn risk from each customer's own purchase rhythm); the
+# rules-based format 2 above needs the event log in memory.
+
+
+def _quintile(values: np.ndarray) -> np.ndarray:
+    """1..5 by rank (ties share the lower score), 5 = highest value."""
+    if values.size == 0:
+        return values.astype(np.int8)
+    ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+    return (1 + (5 * ranks) // values.size).astype(np.int8)
+
+
+def _label(r: np.ndarray, f: np.ndarray) -> np.ndarray:
+    labels = np.full(r.size, "regular", dtype=object)
+    labels[(r <= 2) & (f <= 2)] = "hibernating"
+    labels[(r <= 2) & (f >= 3)] = "at_risk"
+    labels[(r >= 4) & (f == 1)] = "new"
+    labels[f >= 4] = "loyal"
+    labels[(r >= 4) & (f >= 4)] = "champions"
+    return labels
+
+
+def rfm_from_aggregates(user_ids: list[str], *, last: np.ndarray, first: np.ndarray,
+                        frequency: np.ndarray, monetary: np.ndarray, now: int) -> dict:
+    """The segments from per-customer purchase aggregates (newest and oldest purchase ts,
+    distinct purchase days, spend), however they were computed (numpy here, Spark there)."""
+    recency_days = (now - last) / DAY_MS
+    repeat = frequency >= 2
+    gap = np.where(repeat, (last - first) / DAY_MS / np.maximum(frequency - 1, 1), np.nan)
+    typical = float(np.nanmedian(gap)) if repeat.any() else 30.0
+    gap = np.where(repeat, gap, typical)
+    risk = np.where(recency_days > 2 * gap, "high",
+                    np.where(recency_days > gap, "medium", "low"))
+    r = _quintile(-recency_days)
+    f = _quintile(frequency.astype(np.float64))
+    m = _quintile(monetary)
+    return {
+        "as_of_ms": now,
+        "users": user_ids,
+        "r": r.tolist(), "f": f.tolist(), "m": m.tolist(),
+        "segment": _label(r, f).tolist(),
+        "churn_risk": risk.tolist(),
+        "recency_days": np.round(recency_days, 2).tolist(),
+        "frequency": frequency.tolist(),
+        "monetary": np.round(monetary, 2).tolist(),
+    }

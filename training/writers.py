@@ -90,3 +90,22 @@ def write_catalog(log: EventLog, path: Path) -> Path:
     })
     pcsv.write_csv(table, Path(path))
     return Path(path)
+
+
+def write_archive(log: EventLog, root: Path | str, *, session: np.ndarray | None = None,
+                  anonymous: np.ndarray | None = None, batch: int = 20_000) -> int:
+    """Write the log into an event archive (models/archive.py) as the server's export would, in
+    batches with stream ids 1-0, 2-0, ...; `anonymous` (a mask per event) drops the user_id of
+    those events. Returns the number of events written."""
+    from models import archive
+    from models.events import Event
+
+    rows = events_table(log, session=session).to_pylist()
+    if anonymous is not None:
+        for row in np.asarray(rows, dtype=object)[anonymous]:
+            row["user_id"] = None
+    events = [Event(**{k: v for k, v in row.items() if v is not None}) for row in rows]
+    for start in range(0, len(events), batch):
+        chunk = events[start:start + batch]
+        archive.write_batch(root, chunk, f"{start + 1}-0", f"{start + len(chunk)}-0")
+    return len(events)

@@ -131,3 +131,21 @@ def test_event_ids_are_deduplicated_per_shopper(tmp_path):
             "e1,s1,purchase,1700000000000,u1,i1\n")
     log, report = read_events(_csv(tmp_path, body, "event_id,session_id,type,ts,user_id,item_id\n"))
     assert report.duplicates == 1 and sorted(log.user_ids) == ["s:s3", "u1", "u2"]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_a_file_of_only_anonymous_events_is_trainable(tmp_path, ext):
+    # The server's export omits an absent user_id, so such a file has no user_id column at all.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"event_id": "e1", "session_id": "s9", "type": "view", "ts": 1700000000000, "item_id": "i1"},
+            {"event_id": "e2", "session_id": "s8", "type": "purchase", "ts": 1700000000001, "item_id": "i2"}]
+    path = tmp_path / f"events.{ext}"
+    if ext == "jsonl":
+        import orjson
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    log, report = read_events(path)
+    assert report.rows_kept == 2 and sorted(log.user_ids) == ["s:s8", "s:s9"]

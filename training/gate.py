@@ -1,0 +1,98 @@
+"""Scoring two models on one validation split: the candidate against the served model.
+
+The split is temporal (the serving situation: predict what shoppers do next). Events before the
+cutoff are the history, positives after it that are new to the shopper are the targets. Each
+model folds each shopper's history in with its own item factors, Gram matrix, fold-in
+parameters and event weights (what the server would do with it) and ranks its own items;
+items a model doesn't know can't be hit. The popularity baseline over the history is scored on
+the same users, so a candidate that learnt nothing (e.g. from shuffled events) is told apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.foldin import FoldIn
+from training.config import TrainConfig
+from training.evaluate import _popularity_top, _score_in_chunks, ranking_metrics
+from training.eventlog import EventLog
+from training.interactions import confidence_matrix
+from training.popularity import item_popularity
+
+
+@dataclass
+class ValidationSplit:
+    cutoff_ms: int
+    users: np.ndarray  # user codes (of the log)
+    targets: list[np.ndarray]  # item codes of the log, per user
+    past: EventLog  # the history: events before the cutoff
+
+
+@dataclass
+class Scorable:
+    """What a model needs to be scored: its items' factors and how it folds a shopper in."""
+
+    item_ids: list[str]
+    item_factors: np.ndarray
+    gram: np.ndarray
+    regularization: float
+    alpha: float
+    event_weights: dict[str, float]
+    half_life_days: float | None = None
+
+
+def temporal_split(log: EventLog, config: TrainConfig, validation_share: float,
+                   seed: int = 0) -> ValidationSplit:
+    """The newest `validation_share` of the events (by time) as the validation period."""
+    cutoff = int(np.quantile(log.ts, 1.0 - validation_share))
+    past, future = log.select(log.ts < cutoff), log.select(log.ts >= cutoff)
+    history = confidence_matrix(past, config.event_weights, half_life_days=config.half_life_days)
+    after = confidence_matrix(future, config.event_weights)
+    users, targets = [], []
+    for u in np.flatnonzero(np.diff(after.indptr) > 0):
+        known = history.indices[history.indptr[u]:history.indptr[u + 1]]
+        new = np.setdiff1d(after.indices[after.indptr[u]:after.indptr[u + 1]], known)
+        if known.size and new.size:
+            users.append(u)
+            targets.append(new)
+    if len(users) > config.eval_max_users:
+        pick = np.sort(np.random.default_rng(seed).choice(len(users), config.eval_max_users, replace=False))
+        users, targets = [users[i] for i in pick], [targets[i] for i in pick]
+    return ValidationSplit(cutoff, np.asarray(users, dtype=np.int64), targets, past)
+
+
+def score(model: Scorable, split: ValidationSplit) -> dict[str, float]:
+    """Recall@20/50, NDCG@100, coverage@20 of `model` on the split, and popularity's recall@20."""
+    past = split.past
+    n_items = past.n_items
+    if split.users.size == 0:
+        raise ValueError("no shopper has both history and new positives in the validation period")
+    row_of = {item: r for r, item in enumerate(model.item_ids)}
+    log_to_model = np.array([row_of.get(item, -1) for item in past.item_ids], dtype=np.int64)
+    model_to_log = np.full(len(model.item_ids) + 1, -1, dtype=np.int64)  # the last slot maps -1
+    known = log_to_model >= 0
+    model_to_log[log_to_model[known]] = np.flatnonzero(known)
+    history = confidence_matrix(past, model.event_weights, half_life_days=model.half_life_days)
+    solve = FoldIn(model.item_factors, model.gram, regularization=model.regularization, alpha=model.alpha)
+    queries, exclude = [], []
+    for u in split.users:
+        items = history.indices[history.indptr[u]:history.indptr[u + 1]]
+        weights = history.data[history.indptr[u]:history.indptr[u + 1]]
+        rows = log_to_model[items]
+        ok = rows >= 0
+        queries.append(solve(rows[ok], weights[ok]) if ok.any()
+                       else np.zeros(model.item_factors.shape[1], np.float32))
+        exclude.append(rows[ok])
+    top = _score_in_chunks(np.stack(queries), np.asarray(model.item_factors), exclude)
+    metrics = ranking_metrics(model_to_log[top], split.targets, n_items)
+    return metrics | {"popularity_recall@20": popularity_recall(split, model.event_weights)}
+
+
+def popularity_recall(split: ValidationSplit, weights: dict[str, float]) -> float:
+    """Recall@20 of the most popular items in the history (each shopper's own left out)."""
+    history = confidence_matrix(split.past, weights)
+    seen = [history.indices[history.indptr[u]:history.indptr[u + 1]] for u in split.users]
+    top = _popularity_top(item_popularity(history), seen)
+    return ranking_metrics(top, split.targets, split.past.n_items)["recall@20"]

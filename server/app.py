@@ -9,15 +9,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 
 import faiss
 from aiohttp import web
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import LIMITER, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
 from server.events.routes import api as events_api
 from server.ops.metrics import Metrics
-from server.ops.models import ModelHolder
+from server.ops.models import ModelHolder, Served
 from server.ops.routes import api as ops_api
 from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
@@ -29,6 +31,8 @@ from server.store.sessions import SessionStore
 from server.store.trending import TrendingStore
 from server.web.middleware import request_context
 from server.web.openapi import document
+from server.web.ratelimit import EventLimiter
+from server.web.security import insecure_warnings
 
 log = logging.getLogger("vitrine.server")
 API_GROUPS = [events_api, recommend_api, ops_api]
@@ -62,21 +66,39 @@ async def _model_ctx(app: web.Application) -> AsyncIterator[None]:
     await holder.reload()
     if holder.model is None:
         log.warning("no model yet (%s); serving 503 until one is published", holder.last_error)
-    app[METRICS].model_reloads.set(holder.reloads)
     watcher = asyncio.create_task(holder.watch(app[SETTINGS].model.reload_interval_s))
     yield
     await _stop(watcher)
 
 
-def create_app(settings: Settings) -> web.Application:
+def _model_metrics(metrics: Metrics):
+    def swapped(served: Served, reloads: int) -> None:
+        model = served.model
+        created = datetime.fromisoformat(model.art.manifest["created"]).timestamp()
+        metrics.model_served(model.version, created, model.loaded_at, reloads)
+    return swapped
+
+
+async def _warn_if_open(app: web.Application) -> None:
+    for warning in insecure_warnings(app[SETTINGS].security):
+        log.warning("%s", warning)
+
+
+def create_app(settings: Settings, *, metrics_dir: Path | None = None) -> web.Application:
+    """The application; `metrics_dir`: the run's multiprocess metrics directory when this is one
+    of several workers (server/ops/workers.py)."""
     # One BLAS/OpenMP thread: per-request numpy/faiss work is tiny, and threads would only
     # contend with the event loop (and with the other workers).
     threadpool_limits(1)
     faiss.omp_set_num_threads(1)
-    app = web.Application(middlewares=[request_context], client_max_size=settings.server.max_body_bytes)
+    metrics = Metrics(metrics_dir)
+    app = web.Application(middlewares=[request_context(settings, metrics)],
+                          client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
-    app[MODELS] = ModelHolder(settings.model.store)
-    app[METRICS] = Metrics()
+    app[MODELS] = ModelHolder(settings.model.store, on_swap=_model_metrics(metrics))
+    app[METRICS] = metrics
+    app[LIMITER] = EventLimiter.for_settings(settings)
+    app.on_startup.append(_warn_if_open)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import msgspec
@@ -9,11 +10,12 @@ import orjson
 from aiohttp import web
 
 from models.events import Event, EventBatch
-from server.appkeys import METRICS, REQUEST_ID, SESSIONS, SETTINGS
+from server.appkeys import KEY_ID, LIMITER, METRICS, REQUEST_ID, SESSIONS, SETTINGS
 from server.schemas import EventsAccepted, Rejected
 from server.store.records import StoreUnavailable
 from server.web.api import Api, json_response
-from server.web.errors import BadRequest, PayloadTooLarge, Unavailable, Unprocessable
+from server.web.errors import BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, Unprocessable
+from server.web.security import ANONYMOUS
 
 api = Api("events")
 REF = "#/components/schemas/{}"
@@ -39,7 +41,7 @@ def _events_of(payload: object) -> list:
           body={"required": True, "content": {"application/json": {"schema": {"oneOf": [
               {"$ref": REF.format("Event")}, {"$ref": REF.format("EventBatch")},
               {"type": "array", "items": {"$ref": REF.format("Event")}, "minItems": 1}]}}}},
-          response=EventsAccepted, schemas=(Event, EventBatch), errors=(400, 413, 422, 503))
+          response=EventsAccepted, schemas=(Event, EventBatch), errors=(400, 413, 422, 429, 503))
 async def post_events(request: web.Request, p: dict) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     try:
@@ -52,6 +54,12 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
     limit = settings.server.max_batch_events
     if len(raw) > limit:
         raise PayloadTooLarge(f"at most {limit} events per request, got {len(raw)}")
+    wait_s = request.app[LIMITER].take(request.get(KEY_ID, ANONYMOUS), len(raw))
+    if wait_s:
+        metrics.event_outcome("rate_limited", len(raw))
+        # Nothing stored: the client retries the whole batch later (idempotent by event_id).
+        raise TooManyRequests(f"over this key's event rate (security.events_per_s): retry in {wait_s:.2f} s",
+                              headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
     valid: list[Event] = []
     rejected: list[Rejected] = []
     for i, obj in enumerate(raw):
@@ -70,6 +78,7 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
         result = await request.app[SESSIONS].ingest(valid, now_ms=int(time.time() * 1000))
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
+        metrics.redis_error("ingest", isinstance(exc.__cause__, TimeoutError))
         # Not acknowledged: the client keeps the events and retries (idempotent by event_id).
         raise Unavailable(f"event store unavailable, retry later: {exc}",
                           headers={"Retry-After": "1"}) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +31,13 @@ class Served:
 class ModelHolder:
     """Holds the current Served model; `watch()` polls the store's CURRENT pointer."""
 
-    def __init__(self, store: Path):
+    def __init__(self, store: Path, on_swap: Callable[[Served, int], None] | None = None):
+        """`on_swap(served, reloads)` is called after each new version is swapped in."""
         self.store = Path(store)
         self.current: Served | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.on_swap = on_swap
 
     @property
     def model(self) -> ServingModel | None:
@@ -53,6 +56,7 @@ class ModelHolder:
             model = ServingModel.from_artifact(artifact.load(self.store / version))
         except artifact.ArtifactError as exc:
             self.last_error = str(exc)
+            # Retried every reload_interval_s: the log's RepeatFilter keeps this to one line a minute.
             log.error("model reload failed, still serving %s: %s",
                       self.current.model.version if self.current else "nothing", exc)
             return self.current
@@ -72,6 +76,8 @@ class ModelHolder:
             # still freed by reference counting when the next swap drops the last reference.
             gc.collect()
             gc.freeze()
+            if self.on_swap is not None and served is not None:
+                self.on_swap(served, self.reloads)
         return served
 
     async def watch(self, interval_s: float) -> None:

@@ -9,7 +9,7 @@ import time
 
 from aiohttp import web
 
-from server.appkeys import METRICS, MODELS, REQUEST_ID, SESSIONS, SETTINGS, STARTED, TRENDING
+from server.appkeys import METRICS, MODELS, REQUEST_ID, RUNG, SESSIONS, SETTINGS, STARTED, TRENDING
 from server.ops.models import Served
 from server.recommend.finish import Ranked
 from server.recommend.ladder import recommend, similar
@@ -53,6 +53,7 @@ def _respond(request: web.Request, served: Served, ranked: Ranked, placement: st
     items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
     request.app[METRICS].rung(ranked.rung)
+    request[RUNG] = ranked.rung
     return json_response(Recommendations(items=items, rung=ranked.rung, model_version=served.model.version,
                                          request_id=request[REQUEST_ID],
                                          placement=placement, live_signals=live_signals))
@@ -69,8 +70,10 @@ async def _live(request: web.Request, q: Query) -> tuple[LiveSession | None, str
         return await request.app[SESSIONS].read(user_id=q.user_id, session_id=q.session_id, now_ms=q.now_ms,
                                                 timeout_s=max(left, 0.001) * 0.7), None
     except StoreUnavailable as exc:
-        reason = "redis_timeout" if isinstance(exc.__cause__, TimeoutError) else "redis_unavailable"
+        timeout = isinstance(exc.__cause__, TimeoutError)
+        reason = "redis_timeout" if timeout else "redis_unavailable"
         request.app[METRICS].degraded.labels(reason).inc()
+        request.app[METRICS].redis_error("read", timeout)
         return None, reason
 
 

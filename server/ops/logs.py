@@ -41,16 +41,16 @@ class RepeatFilter(logging.Filter):
 
     MAX_KEYS = 1024
 
-    def __init__(self, window_s: float):
+    def __init__(self, window_s: float, clock=time.monotonic):
         super().__init__()
-        self.window_s = window_s
+        self.window_s, self.clock = window_s, clock
         self.seen: dict[tuple, list] = {}  # (logger, level, message) -> [last logged at, dropped since]
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or self.window_s <= 0:
             return True
         key = (record.name, record.levelno, record.getMessage())
-        now = time.monotonic()
+        now = self.clock()
         entry = self.seen.get(key)
         if entry is not None and now - entry[0] < self.window_s:
             entry[1] += 1

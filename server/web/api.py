@@ -101,6 +101,10 @@ class Param:
                "description": self.description, "schema": self.schema(settings)}
         if self.kind == "ids":
             out["style"], out["explode"] = "form", True
+        if self.where == "query" and not self.required:
+            # `?user_id=` (a template with nothing to fill in) counts as absent, not as an error:
+            # a storefront never gets an error page for it.
+            out["allowEmptyValue"] = True
         return out
 
 

@@ -28,6 +28,7 @@ def _json(name: str) -> dict:
     return {"content": {"application/json": {"schema": {"$ref": REF.format(name=name)}}}}
 
 
+HTTP_LAYER_400 = "; a request line or header over 8 KiB is refused by the HTTP layer, in text/plain"
 SECURITY = {"public": [{"apiKey": []}, {"adminToken": []}], "admin": [{"adminToken": []}]}
 AUTH_TEXT = {"public": "a storefront key", "admin": "admin", None: "none"}
 
@@ -47,7 +48,12 @@ def _operation(op: Operation, settings: Settings, credentials: Credentials) -> d
     enforced = credentials.enforced(op.auth)
     for status in sorted((*op.errors, *((401,) if enforced else ()))):
         responses[str(status)] = {"description": ERROR_TEXT[status], **_json("ErrorBody")}
-    out["responses"] = responses
+    # Any request: aiohttp's HTTP parser refuses a request line or header over 8 KiB before the
+    # application sees it (a URL with hundreds of long ids), with a text/plain 400.
+    bad = responses.get("400") or {"description": "Bad request", **_json("ErrorBody")}
+    responses["400"] = {"description": bad["description"] + HTTP_LAYER_400,
+                        "content": {**bad["content"], "text/plain": {"schema": {"type": "string"}}}}
+    out["responses"] = dict(sorted(responses.items()))
     # What this server enforces: with no key configured, nothing (and /readyz warns).
     out["security"] = SECURITY[op.auth] if enforced else []
     return out

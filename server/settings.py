@@ -50,8 +50,9 @@ class ServerSettings(_Section):
         "`json` (one object per line, with request ids) or `text` (for a terminal)",
         pattern="^(json|text)$")] = "json"
     access_log_sample: Annotated[float, _doc(
-        "share of requests written to the access log (method, route, status, latency, rung); "
-        "server errors are always written. 0 turns it off", ge=0, le=1)] = 1.0
+        "share of requests written to the access log (method, route, status, latency, rung, key); "
+        "server errors always are. 1 logs every request at ~30 µs of CPU each (a tenth of a "
+        "recommendation's cost, benchmarks/results/middleware.md); 0 turns it off", ge=0, le=1)] = 0.1
     log_repeat_s: Annotated[float, _doc(
         "a warning or error repeating the same text is written at most once per this many "
         "seconds, with the count of the dropped ones (0: every time)", ge=0)] = 60.0
@@ -62,8 +63,8 @@ class ServerSettings(_Section):
 class SecuritySettings(_Section):
     public_keys: Annotated[list[str], _doc(
         "API keys of the storefronts: recommendations and events need `X-API-Key: <key>` (or the "
-        "admin token); comma-separated in the environment. With no key and no admin token every "
-        "endpoint is open, and the server says so at start and in `/readyz`")] = []
+        "admin token); comma-separated in the environment. Empty: those endpoints are open, and "
+        "the server says so at start and in `/readyz`")] = []
     admin_token: Annotated[str, _doc(
         "admin endpoints (model info and reload; experiments, rules and erasure as they come) need "
         "`Authorization: Bearer <token>`; unset, they are open only while no public key is set"

@@ -142,7 +142,7 @@ class Cors:
             "Access-Control-Max-Age": self.MAX_AGE_S})
 
     def decorate(self, response: web.StreamResponse, origin: str) -> None:
+        response.headers["Vary"] = "Origin"  # a cache must not serve one origin's answer to another
         if self.allows(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = self.EXPOSE_HEADERS
-            response.headers["Vary"] = "Origin"

@@ -40,7 +40,7 @@ def log_lines():
 async def test_access_log_and_errors_carry_the_request_id(aiohttp_client, model_store, redis_url, tmp_path,
                                                           log_lines):
     configure, lines = log_lines
-    settings = make_settings(model_store, redis_url, tmp_path)
+    settings = make_settings(model_store, redis_url, tmp_path, **{"server.access_log_sample": 1.0})
     configure(settings)
     app = create_app(settings)
 

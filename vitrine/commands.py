@@ -77,6 +77,8 @@ def _config(args: argparse.Namespace) -> int:
             from server.store.wire import redact
 
             value = redact(value)
+        if isinstance(value, list):
+            value = ",".join(value) or None
         rows.append((f"{section}.{field}", "unset" if value is None else str(value),
                      sources[f"{section}.{field}"], env_name(section, field)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -15,8 +15,11 @@
   so any worker's `/metrics` answers for the whole server (server/ops/metrics.py).
 
 Gunicorn (with aiohttp's worker) supervises too, but it halts the whole server when a worker
-fails to boot instead of backing off, shares one accepting socket instead of SO_REUSEPORT's
-even spread, and would be a second configuration system beside server/settings.py.
+fails to boot instead of backing off, and would be a second configuration system beside
+server/settings.py; and its workers accept on one shared socket, which spreads connections
+unevenly: with two workers the busiest took 62-68% of new connections over two runs, against
+50-51% with SO_REUSEPORT (throughput showed no consistent difference on this noisy VM;
+benchmarks/results/accept_balance.md).
 """
 
 from __future__ import annotations

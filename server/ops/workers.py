@@ -122,8 +122,11 @@ class _Slot:
 class Supervisor:
     """Keeps `settings.server.workers` workers running until SIGTERM or SIGINT."""
 
-    def __init__(self, settings: Settings, metrics_dir: Path):
+    def __init__(self, settings: Settings, metrics_dir: Path, target=None):
+        """`target(settings, parent_pid, metrics_dir)`: a worker's entry point (an importable
+        function: workers are spawned)."""
         self.settings, self.metrics_dir = settings, metrics_dir
+        self.target = target or _worker
         self.slots = [_Slot(i) for i in range(settings.server.workers)]
         self.context = multiprocessing.get_context("spawn")
         self.stopping = False
@@ -149,7 +152,7 @@ class Supervisor:
         return self.exit_code
 
     def _start(self, slot: _Slot) -> None:
-        slot.process = self.context.Process(target=_worker, name=f"vitrine-worker-{slot.index}",
+        slot.process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
                                             args=(self.settings, os.getpid(), self.metrics_dir))
         slot.process.start()
         slot.started = time.monotonic()

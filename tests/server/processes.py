@@ -92,3 +92,8 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def crashing_worker(settings, parent_pid, metrics_dir) -> None:
+    """A worker that dies at once, as one with a bad deployment would (for the supervisor)."""
+    raise SystemExit(7)

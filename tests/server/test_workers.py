@@ -8,7 +8,9 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +135,29 @@ def test_kill_9_of_the_server_leaves_no_process_behind(tmp_path, model_store, n_
             stop(again)
     finally:
         stop(proc)
+
+
+def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from server.ops.logs import configure_logging\n"
+        "from server.ops.workers import Supervisor\n"
+        "from server.settings import Settings\n"
+        "from tests.server.processes import crashing_worker\n"
+        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0})\n"
+        "configure_logging(settings.server)\n"
+        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker).run())\n")
+    log = tmp_path / "supervisor.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=out,
+                                cwd=Path(__file__).resolve().parents[2])
+    pattern = r"died \(exit code 7\) after [\d.]+ s; restarting it in ([\d.]+) s"
+    try:
+        _until(lambda: len(re.findall(pattern, log.read_text())) >= 4, 60, 0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    delays = [float(d) for d in re.findall(pattern, log.read_text())]
+    # At once the first time, then 0.5 s doubling while it keeps dying within 10 s of its start.
+    assert delays[:4] == [0.0, 0.5, 1.0, 2.0], log.read_text()[-2000:]
+    assert proc.returncode == 0

@@ -48,6 +48,7 @@ EXIT_CANNOT_LISTEN = 3  # a worker that can't bind its port: restarting it won't
 STABLE_S = 10.0  # a worker that lived this long before dying is not crash-looping
 MAX_BACKOFF_S = 30.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch, read at its import
+METRICS_DIR_PREFIX = "vitrine-metrics-"  # + the supervisor's pid
 
 
 def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None = None) -> None:
@@ -101,13 +102,22 @@ def serve(settings: Settings) -> int:
 def _serve_workers(settings: Settings) -> int:
     from server.store.embedded import redis_server
 
-    metrics_dir = Path(tempfile.mkdtemp(prefix="vitrine-metrics-"))
+    _remove_stale_metrics_dirs()
+    metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = str(metrics_dir)  # inherited by the spawned workers
     try:
         with redis_server(settings.redis.url, settings.data.dir) as url:
             return Supervisor(settings.replace(**{"redis.url": url}), metrics_dir).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _remove_stale_metrics_dirs() -> None:
+    """A server killed with -9 could not remove its run's metrics directory: the next one does."""
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}*"):
+        pid = path.name.removeprefix(METRICS_DIR_PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass

@@ -47,8 +47,8 @@ class ServerSettings(_Section):
     log_level: Annotated[str, _doc("`debug`, `info`, `warning` or `error`",
                                    pattern="^(?i:debug|info|warning|error)$")] = "info"
     log_format: Annotated[str, _doc(
-        "`json` (one object per line, with request ids) or `text` (for a terminal)",
-        pattern="^(json|text)$")] = "json"
+        "`json` (one object per line, with request ids), `text`, or `auto`: text when stderr is a "
+        "terminal, else JSON", pattern="^(auto|json|text)$")] = "auto"
     access_log_sample: Annotated[float, _doc(
         "share of requests written to the access log (method, route, status, latency, rung, key); "
         "server errors always are. 1 logs every request at ~30 µs of CPU each (a tenth of a "

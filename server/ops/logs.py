@@ -63,17 +63,30 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """For a terminal: the classic line, and the request id at the end when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return f"{line} [{request_id}]" if request_id else line
+
+
 def formatter(fmt: str) -> logging.Formatter:
     if fmt == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return TextFormatter(TEXT_FORMAT)
     return OrjsonFormatter(["levelname", "name", "message", "process"], timestamp="time",
                            rename_fields={"levelname": "level", "name": "logger", "process": "pid"})
 
 
 def configure_logging(cfg: ServerSettings, stream=None) -> logging.Handler:
     """Route every logger of this process to one stderr handler in `cfg.log_format`."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter(cfg.log_format))
+    stream = stream or sys.stderr
+    fmt = cfg.log_format
+    if fmt == "auto":
+        fmt = "text" if stream.isatty() else "json"
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(fmt))
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RepeatFilter(cfg.log_repeat_s))
     root = logging.getLogger()

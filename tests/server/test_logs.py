@@ -112,3 +112,25 @@ def test_repeat_filter_counts_what_it_dropped():
     again = record("redis down")
     assert f.filter(again) and again.repeated == 5
     assert not f.filter(record("redis down"))
+
+
+def test_auto_format_is_text_on_a_terminal_and_json_elsewhere(log_lines):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        for stream, is_json in ((Terminal(), False), (io.StringIO(), True)):
+            configure_logging(Settings().server, stream=stream)
+            record = logging.LogRecord("vitrine.x", logging.WARNING, __file__, 1, "hello", (), None)
+            record.request_id = "rid-1"
+            root.handlers[0].handle(record)
+            line = stream.getvalue().strip()
+            if is_json:
+                assert orjson.loads(line)["request_id"] == "rid-1"
+            else:
+                assert line.endswith("vitrine.x WARNING hello [rid-1]")
+    finally:
+        root.handlers[:] = saved

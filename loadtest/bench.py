@@ -22,7 +22,6 @@ import gc
 import json
 import os
 import platform
-import random
 import shlex
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from loadtest.http_client import Client, HttpError
-from loadtest.traffic import Catalog, Shopper
+from loadtest.traffic import Catalog, Traffic
 from loadtest.worker_cpu import calm_and_behind, timeline, with_server_cpu
 from models.artifact import describe_index
 
@@ -54,20 +53,6 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
 def schedule(rate: float, duration_s: float) -> np.ndarray:
     """Send times (seconds from start) of an open-loop run at a fixed rate."""
     return np.arange(int(rate * duration_s)) / rate
-
-
-class Traffic:
-    def __init__(self, catalog: Catalog | None, seed: int = 0):
-        self.catalog, self.rng = catalog, random.Random(seed)
-        self.shoppers: list[Shopper] = []
-
-    def next(self) -> tuple[str, str, dict | None, str]:
-        if self.catalog is None:
-            return "GET", "/healthz", None, "healthz"
-        if not self.shoppers or self.rng.random() < 0.1:  # a new shopper every ~10 requests
-            self.shoppers.append(Shopper(self.catalog, self.rng))
-            self.shoppers = self.shoppers[-200:]
-        return self.rng.choice(self.shoppers).next_request()
 
 
 async def _one(client: Client, req, results, scheduled: float | None):

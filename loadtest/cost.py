@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import Traffic, _one, pinned_server
+from loadtest.bench import _one, pinned_server
 from loadtest.http_client import Client
-from loadtest.traffic import Catalog
+from loadtest.traffic import Catalog, Traffic
 from loadtest.worker_cpu import with_server_cpu
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.experiments.service import Experiments
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.recommend.trending import TrendingSnapshot
@@ -19,6 +20,7 @@ TRENDING = web.AppKey("trending", TrendingSnapshot)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", EventLimiter)  # per-key event rate limit
+EXPERIMENTS = web.AppKey("experiments", Experiments)
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin

@@ -58,6 +58,7 @@ class ServerSettings(_Section):
         "seconds, with the count of the dropped ones (0: every time)", ge=0)] = 60.0
     max_body_bytes: Annotated[int, _doc("request body limit (413 above)", ge=1024)] = 1 << 20
     max_batch_events: Annotated[int, _doc("events per `POST /v1/events` (413 above)", ge=1)] = 500
+    demo: Annotated[bool, _doc("serve the demo storefront at `/demo/` (`vitrine demo` turns it on)")] = False
 
 
 class SecuritySettings(_Section):
@@ -66,7 +67,7 @@ class SecuritySettings(_Section):
         "admin token); comma-separated in the environment. Empty: those endpoints are open, and "
         "the server says so at start and in `/readyz`")] = []
     admin_token: Annotated[str, _doc(
-        "admin endpoints (model info and reload; experiments, rules and erasure as they come) need "
+        "admin endpoints (model info, versions, reload, experiments; rules and erasure as they come) need "
         "`Authorization: Bearer <token>`; unset, they are open only while no public key is set"
     )] | None = None
     cors_origins: Annotated[list[str], _doc(
@@ -165,6 +166,14 @@ class DataSettings(_Section):
         "`<dir>/redis`")] = Path("var")
 
 
+class ExperimentsSettings(_Section):
+    file: Annotated[Path, _doc(
+        "experiments document (JSON, docs/experiments.md) stored at start when it differs from the "
+        "stored one; a bad file is reported and the stored document keeps running")] | None = None
+    bandits: Annotated[bool, _doc(
+        "update bandit experiments' weights on their schedule (one worker at a time)")] = True
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
@@ -172,6 +181,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis: RedisSettings = RedisSettings()
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
+    experiments: ExperimentsSettings = ExperimentsSettings()
 
     def __post_init__(self) -> None:
         r = self.recommend

@@ -31,6 +31,25 @@ class Caches:
         # All False between uses: the finishing stage marks excluded items and clears them again
         # within one synchronous call, so requests on the event loop never see each other's marks.
         self.scratch = np.zeros(model.n_items, dtype=bool)
+        self._segments: dict[str, str] | None = None
+        self._category_counts: list[tuple[str, int]] | None = None
+
+    def category_counts(self, model: ServingModel) -> list[tuple[str, int]]:
+        """(category, items), by name: the catalog's menu, built on first use."""
+        if self._category_counts is None:
+            self._category_counts = [(c, int(model.popular_in[code].size))
+                                     for code, c in enumerate(model.categories)]
+        return self._category_counts
+
+    def segment_of(self, model: ServingModel, user_id: str) -> str | None:
+        """The RFM segment the model published for a customer (None: not a purchasing customer,
+        or a model without segments). The lookup is built on first use: many models serve
+        recommendations only."""
+        if self._segments is None:
+            seg = model.art.segments or {}
+            users, names = seg.get("users") or [], seg.get("segment") or []
+            self._segments = dict(zip(users, names, strict=False)) if len(users) == len(names) else {}
+        return self._segments.get(user_id)
 
     def category_scores(self, model: ServingModel, code: int, pool: np.ndarray,
                         vec: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""GET /v1/recommendations, /v1/items/{id}/similar, /v1/items/similar, /v1/trending.
+"""GET /v1/recommendations, /v1/page, /v1/items/{id}/similar, /v1/items/similar, /v1/trending.
 
 Each handler parses (the declarations below), does at most one Redis read (the shopper's live
 state, within the request's deadline), calls the domain function once and serialises."""
@@ -6,99 +6,184 @@ state, within the request's deadline), calls the domain function once and serial
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+import msgspec
 from aiohttp import web
 
-from server.appkeys import METRICS, MODELS, REQUEST_ID, RUNG, SESSIONS, SETTINGS, STARTED, TRENDING
+from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, RUNG, SESSIONS, SETTINGS, STARTED, TRENDING
+from server.experiments.decide import Decisions, SlotDecision, decide
+from server.experiments.serving import (
+    ATTRIBUTES,
+    CHANNEL,
+    FORCE,
+    PAGE,
+    SLOTS,
+    forced_variants,
+    record,
+    shopper_targeting,
+)
+from server.experiments.strategy import placement_strategy
 from server.ops.models import Served
 from server.recommend.finish import Ranked
 from server.recommend.ladder import recommend, similar
+from server.recommend.params import (
+    CATEGORY,
+    EXCLUDE,
+    ITEM_IDS,
+    NEEDS_ITEMS,
+    PLACEMENT,
+    PLACEMENTS,
+    SESSION_ID,
+    USER_ID,
+    K,
+    current,
+)
 from server.recommend.retrieval import Query
-from server.schemas import Recommendations, RecommendedItem
-from server.store.records import LiveSession, StoreUnavailable
+from server.schemas import CategoryCount, PageAnswer, Recommendations, RecommendedItem, slot_answers
+from server.shopper import ShopperState, read_shopper
 from server.web.api import Api, Param, json_response
-from server.web.errors import BadRequest, NotFound, Unavailable
+from server.web.errors import BadRequest, NotFound
 
 api = Api("recommendations")
-PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email")
-NEEDS_ITEMS = ("product", "cart")
-
-PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` need `item_id`, "
-                  "`category` needs `category`.", kind="enum", choices=PLACEMENTS, default="home")
-USER_ID = Param("user_id", "The signed-in shopper.")
-SESSION_ID = Param("session_id", "The live session (anonymous shoppers too).")
-ITEM_IDS = Param("item_id", "The page's item(s): the product shown, the cart's items.", kind="ids")
-CATEGORY = Param("category", "Category context; results stay in it.")
-K = Param("k", "How many items.", kind="int", minimum=1, maximum=lambda s: s.recommend.max_k,
-          default=lambda s: s.recommend.default_k)
-EXCLUDE = Param("exclude", "Item ids never to return.", kind="ids", max_items=500)
-
-
-def current(request: web.Request) -> Served:
-    served = request.app[MODELS].current
-    if served is None:
-        raise Unavailable("no model loaded yet (publish one with `vitrine train`)",
-                          headers={"Retry-After": "5"})
-    return served
-
-
 def _check_category(served: Served, category: str | None) -> None:
     if category is not None and category not in served.model.category_code:
         raise NotFound(f"unknown category {category[:128]!r}", extra={"parameter": "category"})
 
 
-def _respond(request: web.Request, served: Served, ranked: Ranked, placement: str | None,
-             live_signals: bool) -> web.Response:
+def _answer(request: web.Request, served: Served, ranked: Ranked, placement: str | None, live_signals: bool,
+            decision: SlotDecision | None = None) -> Recommendations:
     ids, names = served.model.art.items.ids, served.model.art.items.category
     items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
     request.app[METRICS].rung(ranked.rung)
-    request[RUNG] = ranked.rung
-    return json_response(Recommendations(items=items, rung=ranked.rung, model_version=served.model.version,
-                                         request_id=request[REQUEST_ID],
-                                         placement=placement, live_signals=live_signals))
+    request[RUNG] = ranked.rung  # the access log's and the latency histogram's (a page: its last)
+    chosen = decision is not None and decision.experiment is not None
+    return Recommendations(items=items, rung=ranked.rung, model_version=served.model.version,
+                           request_id=request[REQUEST_ID], placement=placement, live_signals=live_signals,
+                           experiment=decision.experiment if chosen else None,
+                           variant=decision.variant if chosen else None)
 
 
-async def _live(request: web.Request, q: Query) -> tuple[LiveSession | None, str | None]:
-    """The shopper's live state within 70% of what is left of the deadline, or (None, reason)
-    when Redis can't say in time."""
-    if not (q.user_id or q.session_id):
-        return None, None
+def _respond(request: web.Request, served: Served, ranked: Ranked, placement: str | None,
+             live_signals: bool) -> web.Response:
+    return json_response(_answer(request, served, ranked, placement, live_signals))
+
+
+def _query(served: Served, p: dict, placement: str, now_ms: int) -> Query:
+    q = Query(placement=placement, user_id=p["user_id"], session_id=p["session_id"], k=p["k"], now_ms=now_ms,
+              context_items=p["item_id"], category=p["category"], exclude=frozenset(p["exclude"]))
+    if placement in NEEDS_ITEMS and not q.context_items:
+        raise BadRequest(f"the {placement} placement needs `item_id` (the page's item(s))",
+                         extra={"parameter": "item_id"})
+    if placement == "category" and not q.category:
+        raise BadRequest("the category placement needs `category`", extra={"parameter": "category"})
+    _check_category(served, q.category)
+    return q
+
+
+async def _read(request: web.Request, user_id: str | None, session_id: str | None, now_ms: int, *,
+                assignments: bool) -> ShopperState:
+    """The shopper's live state (and assignments) within 70% of what is left of the deadline;
+    `degraded` says why when Redis couldn't answer in time."""
     settings = request.app[SETTINGS]
     left = request[STARTED] + settings.recommend.deadline_ms / 1000 - time.perf_counter()
-    try:
-        return await request.app[SESSIONS].read(user_id=q.user_id, session_id=q.session_id, now_ms=q.now_ms,
-                                                timeout_s=max(left, 0.001) * 0.7), None
-    except StoreUnavailable as exc:
-        timeout = isinstance(exc.__cause__, TimeoutError)
-        reason = "redis_timeout" if timeout else "redis_unavailable"
-        request.app[METRICS].degraded.labels(reason).inc()
-        request.app[METRICS].redis_error("read", timeout)
-        return None, reason
+    experiments = request.app[EXPERIMENTS]
+    state = await read_shopper(request.app[SESSIONS], experiments.store, user_id=user_id,
+                               session_id=session_id, now_ms=now_ms, timeout_s=max(left, 0.001) * 0.7,
+                               assignments=assignments)
+    if state.degraded:
+        request.app[METRICS].degraded.labels(state.degraded).inc()
+        request.app[METRICS].redis_error("read", state.degraded == "redis_timeout")
+    return state
+
+
+def _rank(request: web.Request, served: Served, q: Query, state: ShopperState,
+          decision: SlotDecision | None) -> Recommendations:
+    trending = request.app[TRENDING]
+    cfg = request.app[SETTINGS].recommend
+    if decision is not None:
+        cfg = placement_strategy(decision, cfg)
+    ranked = recommend(served.model, served.caches, q, state.live, trending, cfg)
+    live_signals = state.degraded is None and (ranked.rung not in ("trending", "popular") or trending.healthy)
+    return _answer(request, served, ranked, q.placement, live_signals, decision)
+
+
+async def _decide(request: web.Request, state: ShopperState, *, user_id: str | None, session_id: str | None,
+                  now_ms: int, slots: list[str], placements: list[str], channel: str | None = None,
+                  page: str | None = None, attributes: dict | None = None,
+                  forced: dict | None = None) -> Decisions | None:
+    """Variants for the slots and strategies for the placements, recorded; None without a
+    shopper or without the shopper's sticky assignments (Redis down: defaults apply)."""
+    if not (user_id or session_id) or state.degraded is not None:
+        return None
+    attrs, covariate = shopper_targeting(request, state, user_id=user_id, session_id=session_id,
+                                         channel=channel, page=page, attributes=attributes)
+    decisions = decide(request.app[EXPERIMENTS].snapshot.compiled, session_id=session_id or user_id,
+                       user_id=user_id, attributes=attrs, slots=slots, placements=placements,
+                       user_sticky=state.user_assignments, session_sticky=state.session_assignments,
+                       forced=forced, now_ms=now_ms, covariate=covariate)
+    await record(request, decisions)
+    return decisions
 
 
 @api.get("/v1/recommendations", summary="Recommendations for a placement, a shopper and the page",
          description="Ranked items with the rung that answered (`personalized`, `session`, `context`, "
                      "`trending`, `popular`) and why each item is there. Never an error for lack of "
-                     "signals: a cold or degraded request gets a non-personalized list, marked as such.",
+                     "signals: a cold or degraded request gets a non-personalized list, marked as such. "
+                     "An experiment on the placement may switch its strategy (`experiment`, `variant`).",
          params=(PLACEMENT, USER_ID, SESSION_ID, ITEM_IDS, CATEGORY, K, EXCLUDE), response=Recommendations,
          errors=(400, 404, 503))
 async def get_recommendations(request: web.Request, p: dict) -> web.Response:
     served = current(request)  # one model for the whole request, even if a swap happens
-    q = Query(placement=p["placement"], user_id=p["user_id"], session_id=p["session_id"], k=p["k"],
-              now_ms=int(time.time() * 1000), context_items=p["item_id"], category=p["category"],
-              exclude=frozenset(p["exclude"]))
-    if q.placement in NEEDS_ITEMS and not q.context_items:
-        raise BadRequest(f"the {q.placement} placement needs `item_id` (the page's item(s))",
-                         extra={"parameter": "item_id"})
-    if q.placement == "category" and not q.category:
-        raise BadRequest("the category placement needs `category`", extra={"parameter": "category"})
-    _check_category(served, q.category)
-    live, degraded = await _live(request, q)
-    trending = request.app[TRENDING]
-    ranked = recommend(served.model, served.caches, q, live, trending, request.app[SETTINGS].recommend)
-    live_signals = degraded is None and (ranked.rung not in ("trending", "popular") or trending.healthy)
-    return _respond(request, served, ranked, q.placement, live_signals)
+    now_ms = int(time.time() * 1000)
+    q = _query(served, p, p["placement"], now_ms)
+    switched = q.placement in request.app[EXPERIMENTS].snapshot.compiled.by_placement
+    state = await _read(request, q.user_id, q.session_id, now_ms, assignments=switched)
+    decisions = (await _decide(request, state, user_id=q.user_id, session_id=q.session_id, now_ms=now_ms,
+                               slots=[], placements=[q.placement], page=q.placement) if switched else None)
+    decision = decisions.placements.get(q.placement) if decisions else None
+    return json_response(_rank(request, served, q, state, decision))
+
+
+@api.get("/v1/page", summary="A whole page in one call: its recommendation placements and its slots' "
+                             "variants, from one read of the shopper",
+         description="Each placement is ranked as by /v1/recommendations with the page's context "
+                     "(`item_id`, `category`); each slot is decided as by /v1/variants. One Redis round "
+                     "trip for the shopper.",
+         params=(Param("placement", "The page's placements (home, product, cart…).", kind="ids", max_items=5,
+                       choices=PLACEMENTS),
+                 replace(SLOTS, required=False), USER_ID, SESSION_ID, ITEM_IDS, CATEGORY, K, EXCLUDE, CHANNEL,
+                 PAGE, ATTRIBUTES, FORCE),
+         response=PageAnswer, errors=(400, 401, 404, 503))
+async def get_page(request: web.Request, p: dict) -> web.Response:
+    served = current(request)
+    now_ms = int(time.time() * 1000)
+    unknown = [x for x in p["placement"] if x not in PLACEMENTS]
+    if unknown:
+        raise BadRequest(f"unknown placement {unknown[0][:40]!r} (one of: {', '.join(PLACEMENTS)})",
+                         extra={"parameter": "placement"})
+    if not (p["placement"] or p["slot"]):
+        raise BadRequest("give at least one `placement` or `slot`", extra={"parameter": "placement"})
+    queries = [_query(served, p, placement, now_ms) for placement in dict.fromkeys(p["placement"])]
+    forced = forced_variants(request, p["force"])
+    compiled = request.app[EXPERIMENTS].snapshot.compiled
+    switched = [q.placement for q in queries if q.placement in compiled.by_placement]
+    state = await _read(request, p["user_id"], p["session_id"], now_ms,
+                        assignments=bool(p["slot"] or switched))
+    decisions = await _decide(request, state, user_id=p["user_id"], session_id=p["session_id"], now_ms=now_ms,
+                              slots=p["slot"], placements=switched, channel=p["channel"],
+                              page=p["page"], attributes=p["attributes"], forced=forced)
+    if decisions is None and p["slot"]:  # no shopper, or Redis down: rules and defaults only
+        decisions = decide(compiled, session_id="", attributes=p["attributes"] or {}, slots=p["slot"],
+                           now_ms=now_ms)
+    placements = {q.placement: _rank(request, served, q, state,
+                                     decisions.placements.get(q.placement) if decisions else None)
+                  for q in queries}
+    slots = slot_answers(decisions.slots) if decisions else {}
+    return json_response(PageAnswer(recommendations=placements, slots=slots,
+                                    version=request.app[EXPERIMENTS].snapshot.version,
+                                    live_signals=state.degraded is None, request_id=request[REQUEST_ID]))
 
 
 async def _similar(request: web.Request, item_ids: list[str], k: int) -> web.Response:
@@ -138,3 +223,17 @@ async def get_trending(request: web.Request, p: dict) -> web.Response:
     trending = request.app[TRENDING]
     ranked = recommend(served.model, served.caches, q, None, trending, request.app[SETTINGS].recommend)
     return _respond(request, served, ranked, None, live_signals=trending.healthy)
+
+
+class Categories(msgspec.Struct):
+    categories: list[CategoryCount]
+    model_version: str
+
+
+@api.get("/v1/categories", summary="The catalog's categories with their item counts (for menus and "
+                                   "category pages)",
+         response=Categories, schemas=(CategoryCount,), errors=(503,))
+async def get_categories(request: web.Request, p: dict) -> web.Response:
+    served = current(request)
+    counts = served.caches.category_counts(served.model)
+    return json_response(Categories([CategoryCount(c, n) for c, n in counts], served.model.version))

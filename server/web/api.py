@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import orjson
 from aiohttp import web
 
 from server.appkeys import KEY_ID
@@ -31,6 +32,7 @@ from server.web.errors import BadRequest
 from server.web.security import AUTH_KINDS, Credentials
 
 MAX_ID_LEN = 128
+MAX_JSON_LEN = 4096
 _encode = msgspec.json.Encoder().encode
 Bound = int | Callable[[Settings], int] | None
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
@@ -48,7 +50,8 @@ def _value(bound: Any, settings: Settings) -> Any:
 @dataclass(frozen=True)
 class Param:
     """One query or path parameter. `kind`: `id` (an identifier, ≤ 128 characters), `ids`
-    (repeated or comma-separated identifiers), `int`, `enum` (one of `choices`)."""
+    (repeated or comma-separated identifiers), `int`, `enum` (one of `choices`), `json` (a JSON
+    object, ≤ 4 KB)."""
 
     name: str
     description: str
@@ -74,6 +77,8 @@ class Param:
         if self.kind == "enum":
             choices = self.choices
             return lambda request: _enum(request, name, default, choices, required)
+        if self.kind == "json":
+            return lambda request: _json_object(request, name, required)
         where = self.where
         return lambda request: _id(request, name, default, required, where)
 
@@ -85,10 +90,14 @@ class Param:
                 if bound is not None:
                     s[key] = _value(bound, settings)
         elif self.kind == "ids":
-            s = {"type": "array", "maxItems": self.max_items,
-                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"}}
+            items = ({"type": "string", "enum": list(self.choices)} if self.choices else
+                     {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"})
+            s = {"type": "array", "maxItems": self.max_items, "items": items}
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
+        elif self.kind == "json":
+            s = {"type": "string", "maxLength": MAX_JSON_LEN, "contentMediaType": "application/json",
+                 "description": "a JSON object"}
         else:
             s = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
         default = _value(self.default, settings)
@@ -99,6 +108,11 @@ class Param:
     def openapi(self, settings: Settings) -> dict:
         out = {"name": self.name, "in": self.where, "required": self.required or self.where == "path",
                "description": self.description, "schema": self.schema(settings)}
+        if self.kind == "json":
+            # A JSON object serialised into the parameter: OpenAPI's `content` form, so clients
+            # and generators send an object, not any string.
+            del out["schema"]
+            out["content"] = {"application/json": {"schema": {"type": "object"}}}
         if self.kind == "ids":
             out["style"], out["explode"] = "form", True
         if self.where == "query" and not self.required:
@@ -158,6 +172,23 @@ def _enum(request: web.Request, name: str, default: str | None, choices: tuple[s
     if raw not in choices:
         raise BadRequest(f"unknown {name} {raw[:40]!r} (one of: {', '.join(choices)})", **_about(name))
     return raw
+
+
+def _json_object(request: web.Request, name: str, required: bool) -> dict | None:
+    raw = _raw(request, name, "query")
+    if raw is None:
+        if required:
+            raise _missing(name)
+        return None
+    if len(raw) > MAX_JSON_LEN:
+        raise BadRequest(f"`{name}` is longer than {MAX_JSON_LEN} characters", **_about(name))
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"`{name}` must be a JSON object", **_about(name)) from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"`{name}` must be a JSON object", **_about(name))
+    return value
 
 
 def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[str]:

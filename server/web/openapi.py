@@ -21,6 +21,7 @@ ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)",
               404: "Unknown item or category", 405: "Method not allowed (`Allow` lists the methods)",
               413: "Too many events or body too large", 422: "No valid event (each is explained)",
               429: "Over this key's event rate: nothing stored, retry after `Retry-After` seconds",
+              501: "A feature this install lacks (the detail names the extra to install)",
               503: "Not ready, or Redis unavailable (events are not acknowledged: retry)"}
 
 
@@ -52,7 +53,7 @@ def _operation(op: Operation, settings: Settings, credentials: Credentials) -> d
     # application sees it (a URL with hundreds of long ids), with a text/plain 400.
     bad = responses.get("400") or {"description": "Bad request", **_json("ErrorBody")}
     responses["400"] = {"description": bad["description"] + HTTP_LAYER_400,
-                        "content": {**bad["content"], "text/plain": {"schema": {"type": "string"}}}}
+                        "content": {**bad.get("content", {}), "text/plain": {"schema": {"type": "string"}}}}
     out["responses"] = dict(sorted(responses.items()))
     # What this server enforces: with no key configured, nothing (and /readyz warns).
     out["security"] = SECURITY[op.auth] if enforced else []
@@ -106,6 +107,8 @@ def _type(schema: dict) -> str:
         return f"ids (repeat or comma-separate; ≤ {schema['maxItems']})"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"]) + f" (default `{schema.get('default')}`)"
+    if schema.get("contentMediaType") == "application/json":
+        return f"JSON object ≤ {schema['maxLength']} characters"
     if schema["type"] == "integer":
         text = f"integer {schema.get('minimum', '')}..{schema.get('maximum', '')}"
         return text + (f" (default {schema['default']})" if "default" in schema else "")

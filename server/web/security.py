@@ -146,3 +146,11 @@ class Cors:
         if self.allows(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = self.EXPOSE_HEADERS
+
+
+def require_admin(request: web.Request, cfg: SecuritySettings) -> None:
+    """For a handler that needs the admin token for part of what it does (forced variants): the
+    same check as an `auth="admin"` route, with this server's `security` settings."""
+    check = Credentials(cfg).checker("admin")
+    if check is not None:
+        check(request)

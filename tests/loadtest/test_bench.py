@@ -7,7 +7,8 @@ import time
 import pytest
 from aiohttp import web
 
-from loadtest.bench import Traffic, open_loop, slow_episodes
+from loadtest.bench import open_loop, slow_episodes
+from loadtest.traffic import Traffic
 
 
 async def test_open_loop_sends_the_schedule_and_times_from_the_send_time(aiohttp_server):

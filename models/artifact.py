@@ -23,8 +23,15 @@ Layout of one version, `<store>/<version>/`:
                          history `user_indptr`, `items`, `last_ms`, `orders` (models/repurchase.py)
 
 A version is written to a hidden temporary directory beside the others and renamed into
-place, then the `CURRENT` file is replaced atomically (`os.replace`): a reader either sees the
-previous complete version or the new complete one, never a half-written directory.
+place, checked completely (`load`: the manifest's schema, every array's dtype, shape and
+finiteness, the index against the factors, the version named as its directory), then the
+`CURRENT` file is replaced atomically (`os.replace`): a reader either sees the previous
+complete version or the new complete one, never a half-written directory. The server runs the
+same checks before it swaps a version in, and `vitrine models use` before it switches CURRENT.
+
+A published version is never modified in place: its factors are memory-mapped by every server
+process, and truncating or rewriting a mapped file makes the next read of it fault (SIGBUS,
+the process dies). To fix a version, publish a new one (or `vitrine models use` another).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from typing import Any
 import msgpack
 import numpy as np
 import orjson
+
+from models.checks import check_arrays, check_manifest
 
 # 2: the index may be a norm head (an id-mapped subset of the items, manifest index.head_items),
 # which a reader of format 1 would refuse as a size mismatch. Format 1 is still read.
@@ -178,12 +187,14 @@ def publish(
     *,
     keep: int = 5,
 ) -> Path:
-    """Write a version with `write(tmpdir)`, rename it into `store/version`, switch CURRENT.
+    """Write a version with `write(tmpdir)`, rename it into `store/version`, check it as the
+    server will (`load`), switch CURRENT. A version that fails the checks is removed again and
+    CURRENT left alone (ArtifactError).
 
     Keeps the newest `keep` versions (never removing the current one). Returns the final path.
     """
     store.mkdir(parents=True, exist_ok=True)
-    final = store / version
+    final = version_path(store, version)
     if final.exists():
         raise ArtifactError(f"version {version} already exists in {store}")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=store))
@@ -194,15 +205,37 @@ def publish(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    set_current(store, version)
+    try:
+        set_current(store, version)
+    except ArtifactError:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     prune(store, keep=keep)
     return final
 
 
-def set_current(store: Path, version: str) -> None:
-    """Atomically point CURRENT at `version` (write a temp file, fsync, os.replace)."""
-    if not (store / version / MANIFEST).is_file():
+def version_path(store: Path, version: str) -> Path:
+    """`store/version`, refusing a name that isn't one directory of the store: `..`, a path,
+    an absolute path, a hidden (temporary) directory, a symlink leading out of the store."""
+    name = Path(version)
+    if (not version or version in (".", "..") or version.startswith(".") or name.is_absolute()
+            or len(name.parts) != 1 or "\\" in version):
+        raise ArtifactError(f"{version!r} is not a version of {store}: give a directory name of the store "
+                            "(`vitrine models list`)")
+    path = Path(store) / version
+    if path.resolve().parent != Path(store).resolve():
+        raise ArtifactError(f"{version!r} leads out of the model store {store}")
+    return path
+
+
+def set_current(store: Path, version: str, *, check: bool = True) -> None:
+    """Atomically point CURRENT at `version` (write a temp file, fsync, os.replace), after
+    checking it as the server will before serving it (`check`: `load`). Raises ArtifactError."""
+    path = version_path(store, version)
+    if not (path / MANIFEST).is_file():
         raise ArtifactError(f"cannot point CURRENT at {version}: no such complete version")
+    if check:
+        load(path)
     fd, tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=store)
     with os.fdopen(fd, "w") as f:
         f.write(version + "\n")
@@ -262,11 +295,15 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
     try:
         _verify_complete(path)
         manifest = orjson.loads((path / MANIFEST).read_bytes())
+        if not isinstance(manifest, dict):
+            raise ArtifactError(f"{path}: manifest.json is not a JSON object")
         if manifest.get("format_version") not in READABLE_FORMATS:
             raise ArtifactError(
                 f"{path}: format_version {manifest.get('format_version')!r}, "
                 f"this build reads {', '.join(map(str, READABLE_FORMATS))}"
             )
+        if problem := check_manifest(manifest, path.name):
+            raise ArtifactError(f"{path}: {problem}")
         mode = "r" if mmap else None
         raw_items = _unpack(path / "items.msgpack")
         items = ItemMeta(
@@ -291,16 +328,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         raise
     except Exception as exc:  # corrupt files surface as many exception types; name the version
         raise ArtifactError(f"{path}: cannot load model: {exc}") from exc
-    n_items = len(items.ids)
-    indexed = manifest.get("index", {}).get("head_items") or n_items
-    if item_factors.shape[0] != n_items or index.ntotal != indexed or popularity.shape[0] != n_items:
-        raise ArtifactError(f"{path}: item counts disagree between files")
-    if user_factors.shape[0] != len(user_ids) or gram.shape != (item_factors.shape[1],) * 2:
-        raise ArtifactError(f"{path}: user factors or Gram matrix have the wrong shape")
-    if repurchase is not None and (repurchase["cycle_days"].shape != (n_items,)
-                                   or repurchase["user_indptr"].shape != (len(user_ids) + 1,)):
-        raise ArtifactError(f"{path}: repurchase arrays disagree with the item or user ids")
-    return ModelArtifact(
+    art = ModelArtifact(
         path=path,
         manifest=manifest,
         items=items,
@@ -315,13 +343,16 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         item_index={item: i for i, item in enumerate(items.ids)},
         user_index={user: i for i, user in enumerate(user_ids)},
     )
+    if problem := check_arrays(art):
+        raise ArtifactError(f"{path}: {problem}")
+    return art
 
 
 def load_current(store: Path, *, mmap: bool = True) -> ModelArtifact:
     version = current_version(store)
     if version is None:
         raise ArtifactError(f"no published model in {store} (run `vitrine train` first)")
-    return load(store / version, mmap=mmap)
+    return load(version_path(store, version), mmap=mmap)
 
 
 def _verify_complete(path: Path) -> None:

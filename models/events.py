@@ -2,12 +2,15 @@
 
 An event is what a storefront reports: a shopper viewed, carted, bought or returned an item.
 The server exports exactly these records to event logs and the trainer reads them back, so
-this module is the single definition of field names, types and allowed values.
+this module is the single definition of field names, types, allowed values and bounds. The
+bounds are msgspec constraints, so the server's OpenAPI document states exactly what it
+enforces (`vitrine openapi`).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -39,44 +42,80 @@ ITEM_EVENT_TYPES = frozenset(
     }
 )
 
-# Upper bounds that keep one event small and the keys in Redis bounded.
+# Upper bounds that keep one event small (at most ~1 KB in Redis) and every number within what
+# the store holds exactly: Lua numbers are doubles, Redis counters int64, the trainer's int32.
 MAX_ID_LEN = 128
+MAX_QUERY_LEN = 256
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = 1e12
+# `ts` is Unix milliseconds between 2000-01-01 and 2100-01-01: a value below is in seconds, one
+# above in microseconds or nanoseconds. At the server's door it may also be at most a day ahead of
+# the server's clock (a wrong device clock; further ahead would freeze the shopper's affinities).
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
+MAX_AHEAD_MS = 86_400_000
 
-Id = msgspec.Meta(min_length=1, max_length=MAX_ID_LEN)
+
+def _text(description: str) -> msgspec.Meta:
+    return msgspec.Meta(min_length=1, max_length=MAX_ID_LEN, description=description)
 
 
 class Event(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     """One storefront interaction.
 
     `ts` is Unix time in milliseconds. `user_id` is absent for anonymous shoppers; the
-    `session_id` ties their events together. `event_id` makes ingestion idempotent.
+    `session_id` ties their events together. `event_id` makes ingestion idempotent (per
+    shopper). `item_id` is required for view, add_to_cart, remove_from_cart, purchase and return.
     """
 
-    event_id: str
-    session_id: str
+    event_id: Annotated[str, _text("Idempotency key, unique per shopper.")]
+    session_id: Annotated[str, _text("The browsing session (anonymous shoppers too).")]
     type: EventType
-    ts: int
-    user_id: str | None = None
-    item_id: str | None = None
-    category: str | None = None
-    price: float | None = None
-    quantity: int = 1
+    ts: Annotated[int, msgspec.Meta(
+        description="Unix time in milliseconds (not seconds), at most a day ahead of the server's clock.",
+        extra_json_schema={"minimum": MIN_TS_MS, "maximum": MAX_TS_MS, "x-max-ahead-ms": MAX_AHEAD_MS})]
+    user_id: Annotated[str, _text("The signed-in shopper; omit for anonymous ones.")] | None = None
+    item_id: Annotated[str, _text("The item; required for item event types.")] | None = None
+    category: Annotated[str, _text("The item's or the page's category.")] | None = None
+    price: Annotated[float, msgspec.Meta(ge=0, le=MAX_PRICE, description="Unit price.")] | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units.")] = 1
     channel: Channel = Channel.WEB
-    query: str | None = None
+    query: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_LEN, description="The search query.")] | None \
+        = None
+
+    # What the field types can't say, added to the generated JSON Schema (OpenAPI 3.1 is JSON
+    # Schema 2020-12): the item event types need `item_id`.
+    __json_schema_extra__: ClassVar[dict] = {
+        "if": {"properties": {"type": {"enum": sorted(t.value for t in ITEM_EVENT_TYPES)}},
+               "required": ["type"]},
+        "then": {"required": ["item_id"], "properties": {"item_id": {"type": "string"}}},
+    }
 
     def __post_init__(self) -> None:
-        for name in ("event_id", "session_id", "user_id", "item_id", "category"):
-            value = getattr(self, name)
-            if value is not None and not (0 < len(value) <= MAX_ID_LEN):
-                raise ValueError(f"`{name}` must be 1..{MAX_ID_LEN} characters")
+        # Direct construction (the trainer, tests) skips the Meta bounds; these hold everywhere.
         if self.type in ITEM_EVENT_TYPES and self.item_id is None:
             raise ValueError(f"`item_id` is required for `{self.type.value}` events")
-        if self.ts <= 0:
-            raise ValueError("`ts` must be a positive Unix time in milliseconds")
-        if self.quantity < 1:
-            raise ValueError("`quantity` must be >= 1")
-        if self.price is not None and self.price < 0:
-            raise ValueError("`price` must be >= 0")
+        if problem := ts_problem(self.ts):
+            raise ValueError(problem)
+
+
+def ts_problem(ts: int, now_ms: int | None = None) -> str | None:
+    """Why `ts` is not a plausible Unix time in milliseconds (a day ahead of `now_ms` at most,
+    when given), or None."""
+    if ts < MIN_TS_MS:
+        if MIN_TS_MS // 1000 <= ts <= MAX_TS_MS // 1000:
+            return f"`ts` {ts} looks like Unix seconds: send milliseconds (seconds × 1000)"
+        return f"`ts` {ts} is before 2000-01-01: send Unix time in milliseconds"
+    if ts > MAX_TS_MS:
+        if MIN_TS_MS * 1000 <= ts <= MAX_TS_MS * 1000:
+            return f"`ts` {ts} looks like microseconds: send milliseconds (microseconds // 1000)"
+        if MIN_TS_MS * 1_000_000 <= ts <= MAX_TS_MS * 1_000_000:
+            return f"`ts` {ts} looks like nanoseconds: send milliseconds (nanoseconds // 1000000)"
+        return f"`ts` {ts} is after 2100-01-01: send Unix time in milliseconds"
+    if now_ms is not None and ts > now_ms + MAX_AHEAD_MS:
+        return (f"`ts` {ts} is {(ts - now_ms) / 3_600_000:.1f} h ahead of the server's clock "
+                f"({now_ms}): at most {MAX_AHEAD_MS // 3_600_000} h ahead is accepted")
+    return None
 
 
 class EventBatch(msgspec.Struct):

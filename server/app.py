@@ -17,12 +17,24 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import EXPERIMENTS, LIMITER, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import (
+    EXPERIMENTS,
+    HEALTH,
+    LIMITER,
+    METRICS,
+    MODELS,
+    OPENAPI,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+    TRENDING,
+)
 from server.events.routes import api as events_api
 from server.experiments.routes import api as experiments_api
 from server.experiments.service import Experiments
 from server.experiments.snapshot import ExperimentSnapshot
 from server.experiments.store import ExperimentStore
+from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder, Served
 from server.ops.routes import api as ops_api
@@ -32,7 +44,7 @@ from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
 from server.store.connections import Connections
-from server.store.embedded import redis_server
+from server.store.embedded import supervised_redis
 from server.store.records import StoreUnavailable
 from server.store.sessions import SessionStore
 from server.store.trending import TrendingStore
@@ -52,9 +64,11 @@ async def _stop(task: asyncio.Task) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    with redis_server(settings.redis.url, settings.data.dir) as url:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    with supervised_redis(settings.redis.url, settings.data.dir,
+                          on_restart=metrics.embedded_redis_restarts.inc) as (url, supervisor):
         app[REDIS] = conn = Connections.for_settings(url, settings.redis)
+        app[HEALTH] = health = StoreHealth(conn.client, settings.redis, metrics, supervisor=supervisor)
         app[SESSIONS] = SessionStore(conn.wire, settings.redis)
         app[TRENDING] = trending = TrendingSnapshot(TrendingStore(conn.wire, settings.redis),
                                                     settings.recommend.trending_refresh_s)
@@ -67,7 +81,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await snapshot.refresh()
             if settings.experiments.file is not None:
                 await snapshot.load_file(settings.experiments.file)
-        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run())]
+        await health.check()  # warns at start about a Redis that would lose acknowledged events
+        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run()),
+                 asyncio.create_task(health.run())]
         if settings.experiments.bandits:
             tasks.append(asyncio.create_task(experiments.run_bandits()))
         try:
@@ -109,11 +125,15 @@ def create_app(settings: Settings, *, metrics_dir: Path | None = None) -> web.Ap
     threadpool_limits(1)
     faiss.omp_set_num_threads(1)
     metrics = Metrics(metrics_dir)
-    app = web.Application(middlewares=[request_context(settings, metrics)],
-                          client_max_size=settings.server.max_body_bytes)
+    # A query string may be as long as a body: 100 context ids and 500 exclusions of 128
+    # characters are schema-valid, and aiohttp's default 8 KB request line would refuse them.
+    limit = settings.server.max_body_bytes
+    app = web.Application(middlewares=[request_context(settings, metrics)], client_max_size=limit,
+                          handler_args={"max_line_size": limit})
     app[SETTINGS] = settings
-    app[MODELS] = ModelHolder(settings.model.store, on_swap=_model_metrics(metrics))
     app[METRICS] = metrics
+    app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc,
+                              on_swap=_model_metrics(metrics))
     app[LIMITER] = EventLimiter.for_settings(settings)
     app.on_startup.append(_warn_if_open)
     app.cleanup_ctx.append(_redis_ctx)

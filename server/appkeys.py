@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.experiments.service import Experiments
+from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.recommend.trending import TrendingSnapshot
@@ -21,6 +22,7 @@ MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", EventLimiter)  # per-key event rate limit
 EXPERIMENTS = web.AppKey("experiments", Experiments)
+HEALTH = web.AppKey("health", StoreHealth)  # persistence, export backlog, embedded Redis
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin

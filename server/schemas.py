@@ -3,9 +3,13 @@ schemas, so the documentation and the server can't disagree."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+
+# Where a list is shown (`GET /v1/recommendations?placement=`), named once for the parameter and
+# for the answer's schema.
+PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email")
 
 
 class ErrorBody(msgspec.Struct):
@@ -39,7 +43,7 @@ class Recommendations(msgspec.Struct):
     rung: str  # personalized | session | context | trending | popular
     model_version: str
     request_id: str
-    placement: str | None = None
+    placement: Literal[PLACEMENTS] | None = None  # None: similar items, trending
     live_signals: bool = True  # false when Redis couldn't be read in budget (degraded)
     experiment: str | None = None  # the experiment whose variant chose this placement's strategy
     variant: str | None = None

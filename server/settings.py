@@ -111,6 +111,10 @@ class RecommendSettings(_Section):
     session_reuse_ms: Annotated[int, _doc(
         "how long a live session's folded-in vector is reused while the session is unchanged (the "
         "placements of one page view ask within milliseconds); 0 turns reuse off", ge=0)] = 1_000
+    session_reuse_entries: Annotated[int, _doc(
+        "folded-in session vectors kept per worker for that reuse (~2.8 KB each with 50 recent items, "
+        "so ~6 MB; emptied when full): ~3 s of distinct sessions at 2,000 requests/s. 8,192 grew a "
+        "worker's RSS by 29 MB", ge=1)] = 2_048
     trending_refresh_s: Annotated[float, _doc(
         "how often each worker refreshes its in-process trending lists from Redis", gt=0)] = 1.0
 
@@ -121,8 +125,10 @@ class RedisSettings(_Section):
         "starts the embedded Redis (also `REDIS_URL`)")] | None = None
     cluster: Annotated[bool, _doc("`url` is a node of a Redis Cluster")] = False
     timeout_ms: Annotated[int, _doc(
-        "bound of every Redis call (events answer 503 past it); recommendation reads are further "
-        "bounded by the deadline", ge=1)] = 1_000
+        "bound of every Redis call (events answer 503 past it, and the storefront retries); "
+        "recommendation reads are further bounded by the deadline. 250: above a healthy Redis' "
+        "worst pauses (an AOF rewrite's fork: ~10 ms per GB of data), and a Redis that stops "
+        "answering is given up on within a second", ge=1)] = 250
     prefix: Annotated[str, _doc("namespace of every key (docs/redis.md)", min_length=1, max_length=32,
                                 pattern="^[A-Za-z0-9_.-]+$")] = "vt"
     shards: Annotated[int, _doc(
@@ -132,6 +138,16 @@ class RedisSettings(_Section):
     session_ttl_s: Annotated[int, _doc(
         "lifetime of a shopper's live state after their last event (30 days)", ge=1)] = 30 * 86_400
     recent_cap: Annotated[int, _doc("recent items kept per shopper", ge=1, le=10_000)] = 50
+    affinity_cap: Annotated[int, _doc(
+        "live category affinities kept per shopper: past 1.25 × this, the weakest are dropped down "
+        "to it", ge=1, le=10_000)] = 32
+    purchases_cap: Annotated[int, _doc(
+        "purchased or returned items kept per shopper (to filter them out): past 1.25 × this, the "
+        "least recently bought or returned are dropped down to it", ge=1, le=100_000)] = 200
+    shopper_event_budget: Annotated[int, _doc(
+        "events per shopper and dedup period (`dedup_ttl_s`) applied to their live state; later "
+        "ones still reach the stream but leave the live state as it is, so one session (a bot) "
+        "can't grow its keys or its reads' cost", ge=1, le=1_000_000)] = 2_000
     affinity_half_life_s: Annotated[float, _doc("half-life of live category affinities", gt=0)] = 1_800.0
     trending_half_life_s: Annotated[float, _doc("half-life of trending counters", gt=0)] = 21_600.0
     trending_cap: Annotated[int, _doc("items kept per trending list and shard", ge=10)] = 10_000
@@ -140,8 +156,10 @@ class RedisSettings(_Section):
         "and offline app queues; each accepted event costs a ~90-byte mark this long)",
         ge=60)] = 86_400
     stream_maxlen: Annotated[int, _doc(
-        "cap per stream shard; unset: unbounded until exported (a cap drops the oldest unexported "
-        "events when the export stalls)", ge=1000)] | None = None
+        "events kept per stream shard until exported (~200 bytes each: the default is ~200 MB); "
+        "past it the oldest are dropped, counted and reported. `/readyz` warns at half full: export "
+        "at least every cap / (peak events per second per shard) / 2 seconds (docs/redis.md). "
+        "Unset: unbounded (Redis' memory fills up instead)", ge=1000)] | None = 1_000_000
 
     @property
     def timeout_s(self) -> float:

@@ -143,9 +143,9 @@ def _models(args: argparse.Namespace) -> int:
         if not args.version:
             return _fail("models use: give the VERSION to switch to")
         try:
-            artifact.set_current(store, args.version)
+            artifact.set_current(store, args.version)  # the checks the server makes before serving
         except artifact.ArtifactError as exc:
-            return _fail(str(exc))
+            return _fail(f"models use: refused, CURRENT unchanged: {exc}")
         print(f"CURRENT → {args.version}")
         return 0
     versions = artifact.list_versions(store)

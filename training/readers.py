@@ -3,7 +3,7 @@
 Validation is vectorized (pyarrow compute + numpy) so a 10M-event log loads in seconds. A bad
 row is reported with its file, line and field; `on_bad_row="skip"` drops such rows and counts
 them by reason, `"fail"` stops at the first with a `BadEventLog` whose message is meant to be
-printed as is. Events are deduplicated by `event_id` (the server's export is at-least-once).
+printed as is. Events are deduplicated by shopper and `event_id` (the server's export is at-least-once).
 """
 
 from __future__ import annotations
@@ -232,8 +232,10 @@ def _numeric(table, col, typ, default, checks, valid) -> np.ndarray:
 
 
 def _dedup(table: pa.Table, report: ReadReport) -> pa.Table:
-    """Keep the first row of each event_id (rows without one are all kept)."""
-    keep = first_occurrences(table["event_id"])
+    """Keep the first row of each shopper's event_id (rows without one are all kept): event ids
+    are scoped per shopper, as the server scopes them, so one shopper reusing another's id
+    doesn't hide that other's event."""
+    keep = first_occurrences(pc.binary_join_element_wise(table["event_id"], table["user_id"], "\0"))
     duplicates = int(table.num_rows - keep.sum())
     report.duplicates += duplicates
     return table.filter(pa.array(keep)) if duplicates else table

@@ -88,15 +88,17 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
+    import time
+
     import orjson
 
     from server.app import API_GROUPS
-    from server.web.openapi import document, markdown
+    from server.web.openapi import as_served, document, markdown
 
     if args.markdown:
         sys.stdout.write(markdown(API_GROUPS, args.settings))
     else:
-        doc = document(API_GROUPS, args.settings)
+        doc = as_served(document(API_GROUPS, args.settings), int(time.time() * 1000))
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 

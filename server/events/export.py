@@ -1,11 +1,11 @@
 """Export the durable event streams to JSON Lines files the trainer reads (`vitrine train`).
 
 For each stream shard (and the single stream of versions before the shards), reads from the
-shard's last exported position, writes the events in the models/events.py schema
-(deduplicated by event_id), fsyncs the file and its directory, and only then records the new
-position and trims the exported entries: an acknowledged event is never dropped before it is on
-disk. A crash between the file and the position re-exports the same entries next time
-(at-least-once); the trainer deduplicates by event_id across files.
+shard's last exported position, writes the events in the models/events.py schema (deduplicated
+by shopper and event_id, as written when accepted), fsyncs the file and its directory, and only
+then records the new position and trims the exported entries: an acknowledged event is never
+dropped before it is on disk. A crash between the file and the position re-exports the same
+entries next time (at-least-once); the trainer deduplicates by shopper and event_id across files.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from pathlib import Path
 import msgspec
 
 from models.artifact import fsync_dir
-from models.events import Event
 from server.store.keys import Keys
 
-_decode = msgspec.msgpack.Decoder(Event).decode
+# Entries are written as they were accepted, not re-validated: an event a later version's bounds
+# would refuse (a stream written before them) was acknowledged, and must reach the archive.
+_decode = msgspec.msgpack.Decoder(dict).decode
 _encode = msgspec.json.Encoder().encode
 # Compare-and-delete: release the lock only if it is still ours (it may have expired and been
 # taken by another export meanwhile).
@@ -57,7 +58,7 @@ async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *,
     start = (await client.get(position) or b"0-0").decode()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".events-{os.getpid()}-{secrets.token_hex(4)}.jsonl.part"
-    seen: set[str] = set()
+    seen: set[tuple] = set()
     written, first, last = 0, None, start
     try:
         with tmp.open("wb") as f:
@@ -67,8 +68,12 @@ async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *,
                     break
                 for entry_id, fields in rows:
                     event = _decode(fields[b"e"])
-                    if event.event_id not in seen:  # a retried ingest may have added it twice
-                        seen.add(event.event_id)
+                    # Per shopper, as ingest scopes event ids: a retried ingest may have added
+                    # it twice; another shopper's event with the same id is another event.
+                    user = event.get("user_id")
+                    key = ("u", user) if user else ("s", event.get("session_id")), event.get("event_id")
+                    if key not in seen:
+                        seen.add(key)
                         f.write(_encode(event) + b"\n")
                         written += 1
                     last = entry_id.decode()

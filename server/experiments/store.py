@@ -125,7 +125,7 @@ class ExperimentStore:
                     by_tag[Keys.shopper_tag(None, e.session_id)].append(e)
         if not by_tag:
             return [], []
-        spec: list = [2 * self.settings.dedup_ttl_s, len(running)]
+        spec: list = [2 * self.settings.dedup_ttl_s, self.settings.shopper_event_budget, len(running)]
         for x in running:
             spec += [x.key, x.goal.event_type, x.attribution_window_ms]
         calls, groups = [], []

@@ -19,6 +19,11 @@ go back). With one process, its own registry.
 | `vitrine_model_loaded_timestamp_seconds` | | when the oldest served version was loaded |
 | `vitrine_model_reloads` | | versions loaded (most by a worker) |
 | `vitrine_experiment_exposures_total` | experiment, variant | (for the experiments routes: `exposure()`) |
+| `vitrine_events_not_live_total` | reason | accepted events kept out of live state (unknown id, budget) |
+| `vitrine_model_reload_errors_total` | | model versions refused |
+| `vitrine_embedded_redis_restarts_total` | | restarts of the embedded Redis |
+| `vitrine_redis_durability_risk` | | 1 without appendonly, 0 with, -1 unknown |
+| `vitrine_stream_unexported_events` (`_fill_ratio`, `_oldest_unexported_seconds`, …) | | export backlog |
 """
 
 from __future__ import annotations
@@ -62,6 +67,31 @@ class Metrics:
                                    multiprocess_mode="livemax")
         self.exposures = Counter("vitrine_experiment_exposures_total", "Experiment exposures",
                                  ["experiment", "variant"], registry=r)
+        # Hardening (#19): what the store refused to keep, and what an operator must act on.
+        # Every worker reads the same Redis: the gauges' largest live value is the server's.
+        self.events_not_live = Counter(
+            "vitrine_events_not_live_total", "Accepted events left out of live state and trending",
+            ["reason"], registry=r)  # unknown_item, unknown_category, over_budget
+        self.model_reload_errors = Counter("vitrine_model_reload_errors_total",
+                                           "Model versions refused", registry=r)
+        self.embedded_redis_restarts = Counter(
+            "vitrine_embedded_redis_restarts_total", "Restarts of the embedded Redis after it died",
+            registry=r)
+        self.redis_durability_risk = Gauge(
+            "vitrine_redis_durability_risk", "1: acknowledged events may be lost if Redis crashes "
+            "(no appendonly); 0: appendonly; -1: unknown (CONFIG unavailable)", registry=r,
+            multiprocess_mode="livemax")
+        self.stream_unexported = Gauge("vitrine_stream_unexported_events",
+                                       "Events in the streams not exported yet", registry=r,
+                                       multiprocess_mode="livemax")
+        self.stream_fill = Gauge("vitrine_stream_fill_ratio", "Fullest stream shard's length over "
+                                 "redis.stream_maxlen", registry=r, multiprocess_mode="livemax")
+        self.stream_oldest_s = Gauge("vitrine_stream_oldest_unexported_seconds",
+                                     "Age of the oldest event not exported yet", registry=r,
+                                     multiprocess_mode="livemax")
+        self.stream_dropped = Gauge("vitrine_stream_dropped_events",
+                                    "Events the stream cap dropped before they were exported",
+                                    registry=r, multiprocess_mode="livemax")
         self._request_children: dict[tuple[str, int], tuple] = {}
         self._rung_children: dict[str, tuple] = {}
         self._event_children: dict[str, Counter] = {}
@@ -87,6 +117,9 @@ class Metrics:
 
     def exposure(self, experiment: str, variant: str) -> None:
         self.exposures.labels(experiment, variant).inc()
+
+    def not_live(self, reason: str, n: int) -> None:
+        self.events_not_live.labels(reason).inc(n)
 
     def observe_request(self, route: str, status: int, seconds: float, rung: str | None = None) -> None:
         """Count and time one request. The labelled children are looked up once per

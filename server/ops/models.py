@@ -1,9 +1,14 @@
 """The served model: the holder loads the version `CURRENT` names, swaps it in without a
-restart, and keeps serving the old one when a new one is missing or corrupt.
+restart, and keeps serving the old one when a new one is missing or fails any check.
 
 A request takes one `Served` (model and caches together) at its start and uses only that, so
 a swap never changes the model under an in-flight request; the old one is freed when the last
 such request finishes.
+
+Versions are known by their directory name (what CURRENT holds; the artifact checks refuse a
+manifest naming another). A refused version is not loaded again every interval: only when
+CURRENT changes, its files change, or an admin asks (`POST /v1/admin/reload`); its error is
+logged once and stays in `last_error` until CURRENT names a version that is served.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import artifact
+from server.ops.health import LogOnce
 from server.recommend.caches import Caches
 from server.recommend.model import ServingModel
 
@@ -31,44 +37,62 @@ class Served:
 class ModelHolder:
     """Holds the current Served model; `watch()` polls the store's CURRENT pointer."""
 
-    def __init__(self, store: Path, on_swap: Callable[[Served, int], None] | None = None):
+    def __init__(self, store: Path, *, on_refused: Callable[[], None] | None = None,
+                 on_swap: Callable[[Served, int], None] | None = None):
         """`on_swap(served, reloads)` is called after each new version is swapped in."""
         self.store = Path(store)
         self.current: Served | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.on_refused = on_refused
         self.on_swap = on_swap
+        self._refused: tuple[str, tuple] | None = None  # (version, its files' signature)
+        self._log = LogOnce(log, every_s=3_600.0)
 
     @property
     def model(self) -> ServingModel | None:
         return self.current.model if self.current is not None else None
 
-    def load_current(self) -> Served | None:
+    def load_current(self, *, force: bool = False) -> Served | None:
         """Load the version CURRENT names if it isn't the one served. Keeps serving the old
-        model (and records the error) if the new one is missing or corrupt."""
-        version = artifact.current_version(self.store)
+        model (and records the error) if the new one is missing or fails a check; a version
+        refused before is tried again only if its files changed, or with `force`."""
+        try:
+            version = artifact.current_version(self.store)
+        except OSError as exc:
+            return self._refuse(None, (), f"cannot read {self.store / artifact.CURRENT}: {exc}")
         if version is None:
-            self.last_error = f"no published model in {self.store}"
-            return self.current
+            return self._refuse(None, (), f"no published model in {self.store}")
         if self.current is not None and self.current.model.version == version:
+            self.last_error = None  # CURRENT is back on the served version
+            return self.current
+        signature = _signature(self.store, version)
+        if not force and self._refused == (version, signature):
             return self.current
         try:
-            model = ServingModel.from_artifact(artifact.load(self.store / version))
+            model = ServingModel.from_artifact(artifact.load(artifact.version_path(self.store, version)))
         except artifact.ArtifactError as exc:
-            self.last_error = str(exc)
-            # Retried every reload_interval_s: the log's RepeatFilter keeps this to one line a minute.
-            log.error("model reload failed, still serving %s: %s",
-                      self.current.model.version if self.current else "nothing", exc)
-            return self.current
-        self.current, self.last_error = Served(model, Caches(model)), None
+            return self._refuse(version, signature, str(exc))
+        except Exception as exc:  # a check the artifact doesn't make yet: refuse, never crash
+            log.exception("model %s could not be prepared for serving", version)
+            return self._refuse(version, signature, f"{version}: cannot serve it: {exc!r}")
+        self.current, self.last_error, self._refused = Served(model, Caches(model)), None, None
         self.reloads += 1
         log.info("serving model %s", version)
         return self.current
 
-    async def reload(self) -> Served | None:
-        # Loading maps files and builds lookups: off the event loop.
+    def _refuse(self, version: str | None, signature: tuple, error: str) -> Served | None:
+        if self._refused != (version, signature) and version is not None and self.on_refused is not None:
+            self.on_refused()
+        self._refused, self.last_error = (version, signature), error
+        serving = self.current.model.version if self.current else "nothing"
+        self._log(logging.ERROR, f"model not loaded, still serving {serving}: {error}")
+        return self.current
+
+    async def reload(self, *, force: bool = False) -> Served | None:
+        # Loading maps files, checks every value and builds lookups: off the event loop.
         before = self.current
-        served = await asyncio.to_thread(self.load_current)
+        served = await asyncio.to_thread(self.load_current, force=force)
         if served is not before:
             # The model's lookups are hundreds of thousands of long-lived objects (id strings in
             # dicts and lists) that every full collection would traverse again: a pause of
@@ -84,8 +108,16 @@ class ModelHolder:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                served = self.current
-                if artifact.current_version(self.store) != (served.model.version if served else None):
-                    await self.reload()
-            except Exception:  # a flaky volume must not stop the watcher for good: log, retry
-                log.exception("checking %s for a new model failed; will retry", self.store)
+                await self.reload()
+            except Exception as exc:  # a flaky volume must not stop the watcher for good: log, retry
+                self._log(logging.ERROR, f"checking {self.store} for a new model failed; will retry: {exc!r}")
+
+
+def _signature(store: Path, version: str) -> tuple:
+    """What changes when a version's files are replaced or fixed: names, sizes, mtimes."""
+    try:
+        directory = artifact.version_path(store, version)
+        return tuple(sorted((p.name, st.st_size, st.st_mtime_ns)
+                            for p in directory.iterdir() if (st := p.stat())))
+    except (OSError, artifact.ArtifactError):
+        return ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -10,11 +11,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from models import artifact
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, SETTINGS, TRENDING
+from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, SETTINGS, TRENDING
 from server.recommend.params import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
 from server.web.errors import BadRequest, NotFound
+from server.web.openapi import as_served
 from server.web.security import insecure_warnings
 
 api = Api("operations")
@@ -38,7 +40,7 @@ async def get_current_model(request: web.Request, p: dict) -> web.Response:
 @api.post("/v1/admin/reload", summary="Load the version CURRENT points to now (also polled automatically)",
           response=ModelInfo, errors=(503,), auth="admin")
 async def post_reload(request: web.Request, p: dict) -> web.Response:
-    await request.app[MODELS].reload()
+    await request.app[MODELS].reload(force=True)  # an operator asking: try a refused version again
     return json_response(_model_info(request))
 
 
@@ -103,7 +105,9 @@ async def healthz(request: web.Request, p: dict) -> web.Response:
     return json_response(Health(status="ok", model_version=model.version if model else None))
 
 
-@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not)",
+@api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not); "
+                             "`detail` also names what an operator must act on while serving (Redis "
+                             "persistence, the export's backlog, a refused model version)",
          description="`warnings` says what is open on this server (no API keys, no admin token).",
          response=Health, auth=None, responses={"503": {
              "description": "Not ready: `detail` says why", "content": {
@@ -115,13 +119,19 @@ async def readyz(request: web.Request, p: dict) -> web.Response:
         request.app[METRICS].redis_error("ping", timeout=False)
     model = holder.model
     ready = model is not None and redis_ok
-    detail = None
-    if not ready:
-        detail = holder.last_error if model is None else "redis unreachable"
-    elif not request.app[TRENDING].healthy:
-        detail = f"trending lists stale: {request.app[TRENDING].last_error}"
+    health, trending = request.app[HEALTH], request.app[TRENDING]
+    # Why not ready first, then what an operator must act on while serving.
+    problems = [] if model is not None else [holder.last_error or "no model loaded"]
+    if not redis_ok:
+        problems.append(health.redis_down or "redis unreachable")
+    problems += health.problems()
+    if model is not None and holder.last_error:
+        problems.append(f"serving {model.version}; {holder.last_error}")
+    if redis_ok and not trending.healthy:
+        problems.append(f"trending lists stale: {trending.last_error}")
     body = Health(status="ready" if ready else "not_ready", model_version=model.version if model else None,
-                  redis=redis_ok, detail=detail, warnings=insecure_warnings(request.app[SETTINGS].security))
+                  redis=redis_ok, detail="; ".join(problems) or None,
+                  warnings=insecure_warnings(request.app[SETTINGS].security))
     return json_response(body, status=200 if ready else 503)
 
 
@@ -136,4 +146,4 @@ async def metrics(request: web.Request, p: dict) -> web.Response:
 @api.get("/openapi.json", summary="This document", auth=None,
          responses={"200": {"description": "OpenAPI 3.1 document"}})
 async def openapi(request: web.Request, p: dict) -> web.Response:
-    return json_response(request.app[OPENAPI])
+    return json_response(as_served(request.app[OPENAPI], int(time.time() * 1000)))

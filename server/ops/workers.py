@@ -4,8 +4,8 @@
   clear message and a non-zero exit instead of silently sharing it.
 - One process (`server.workers = 1`) serves directly; restarting it is the job of what started
   it (systemd, Docker's restart policy, Kubernetes).
-- With N workers the parent starts the embedded Redis once (or attaches to the one already
-  answering in the data directory: never two on one append-only file), then supervises: a
+- With N workers the parent starts the embedded Redis once, supervised (or attaches to the one
+  already answering in the data directory: never two on one append-only file), then supervises: a
   worker that dies is logged and restarted, at once the first time, then backing off (0.5 s
   doubling to 30 s) while it keeps dying within 10 s of its start. Workers are spawned (a fresh
   interpreter: no state copied from the parent), listen with SO_REUSEPORT among themselves,
@@ -100,13 +100,15 @@ def serve(settings: Settings) -> int:
 
 
 def _serve_workers(settings: Settings) -> int:
-    from server.store.embedded import redis_server
+    from server.store.embedded import supervised_redis
 
     _remove_stale_metrics_dirs()
     metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = str(metrics_dir)  # inherited by the spawned workers
     try:
-        with redis_server(settings.redis.url, settings.data.dir) as url:
+        # The embedded Redis, restarted by its own supervisor thread if it dies (the workers see
+        # it unreachable meanwhile), or the one already answering in the data directory.
+        with supervised_redis(settings.redis.url, settings.data.dir) as (url, _):
             return Supervisor(settings.replace(**{"redis.url": url}), metrics_dir).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -10,7 +10,6 @@ from server.recommend.model import ServingModel
 
 # Entries of each memo (bounded memory, cleared when full).
 SIMILAR_MAX = 50_000  # product pages ask for the same items: a few MB of candidate lists
-SESSION_MAX = 8_192  # a few seconds of distinct live sessions
 # Memory for the per-category factor copies, per worker and model (100k items in 64 categories
 # take 26 MB); categories that don't fit are gathered per request.
 CATEGORY_BLOCKS_MAX_BYTES = 64 << 20
@@ -22,7 +21,8 @@ class Caches:
         # model alone, so a stock or rule change never makes them stale (filters run per request).
         self.similar: dict = {}
         # Live sessions' folded-in vectors, reused for the placements of one page view while the
-        # session is unchanged (retrieval._session_part keys them by the session's content).
+        # session is unchanged (retrieval._session_part keys them by the session's content), at
+        # most `recommend.session_reuse_entries` (~2.8 KB each for 50-item sessions).
         self.sessions: dict = {}
         # Per category, a contiguous transposed copy of its items' factors, made on first use: a
         # category page would otherwise gather the same thousands of rows (~1 MB) per request.

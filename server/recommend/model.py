@@ -46,6 +46,12 @@ class ServingModel:
     def n_items(self) -> int:
         return len(self.art.items.ids)
 
+    def is_known_item(self, item_id: str) -> bool:
+        return item_id in self.art.item_index
+
+    def is_known_category(self, category: str) -> bool:
+        return category in self.category_code
+
     def search(self, vec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, item indices) of the index's top `n` for one float32 query vector, best
         first; an IVF pads a short answer with -1.

@@ -7,14 +7,13 @@ from aiohttp import web
 
 from server.appkeys import MODELS
 from server.ops.models import Served
+from server.schemas import PLACEMENTS
 from server.web.api import Param
 from server.web.errors import Unavailable
 
-PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email")
-NEEDS_ITEMS = ("product", "cart")
-
-PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` need `item_id`, "
-                  "`category` needs `category`.", kind="enum", choices=PLACEMENTS, default="home")
+PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` take the page's `item_id`, "
+                  "`category` its `category` (without them, the shopper's own list).", kind="enum",
+                  choices=PLACEMENTS, default="home")
 USER_ID = Param("user_id", "The signed-in shopper.")
 SESSION_ID = Param("session_id", "The live session (anonymous shoppers too).")
 ITEM_IDS = Param("item_id", "The page's item(s): the product shown, the cart's items.", kind="ids")

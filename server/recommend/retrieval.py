@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.recommend.caches import SESSION_MAX, SIMILAR_MAX, Caches, remember
+from server.recommend.caches import SIMILAR_MAX, Caches, remember
 from server.recommend.model import ServingModel
 from server.settings import RecommendSettings
 from server.store.records import LiveSession
@@ -70,7 +70,7 @@ def _session_part(model: ServingModel, caches: Caches, q: Query, live: LiveSessi
     if hit is not None and 0 <= q.now_ms - hit[0] <= cfg.session_reuse_ms:
         return hit[1], hit[2]
     vec, kinds = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
-    remember(caches.sessions, SESSION_MAX, key, (q.now_ms, vec, kinds))
+    remember(caches.sessions, cfg.session_reuse_entries, key, (q.now_ms, vec, kinds))
     return vec, kinds
 
 

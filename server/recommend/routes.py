@@ -31,7 +31,6 @@ from server.recommend.params import (
     CATEGORY,
     EXCLUDE,
     ITEM_IDS,
-    NEEDS_ITEMS,
     PLACEMENT,
     PLACEMENTS,
     SESSION_ID,
@@ -73,11 +72,9 @@ def _respond(request: web.Request, served: Served, ranked: Ranked, placement: st
 def _query(served: Served, p: dict, placement: str, now_ms: int) -> Query:
     q = Query(placement=placement, user_id=p["user_id"], session_id=p["session_id"], k=p["k"], now_ms=now_ms,
               context_items=p["item_id"], category=p["category"], exclude=frozenset(p["exclude"]))
-    if placement in NEEDS_ITEMS and not q.context_items:
-        raise BadRequest(f"the {placement} placement needs `item_id` (the page's item(s))",
-                         extra={"parameter": "item_id"})
-    if placement == "category" and not q.category:
-        raise BadRequest("the category placement needs `category`", extra={"parameter": "category"})
+    # A product or cart placement without `item_id`, a category one without `category`, answer
+    # from the shopper alone: never an error page for a missing context (DESIGN.md), and the
+    # OpenAPI document can't make one parameter depend on another.
     _check_category(served, q.category)
     return q
 

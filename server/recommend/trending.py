@@ -48,8 +48,11 @@ class TrendingSnapshot:
 
     @property
     def healthy(self) -> bool:
-        """Fresh lists from a Redis that answered within the last few refreshes."""
-        return time.monotonic() - self.last_success <= max(3 * self.refresh_s, 2.0)
+        """The last refresh succeeded, recently: a cold visitor's only live signal is this
+        snapshot, so its answer says `live_signals: false` from the first failed refresh on
+        (within `refresh_s` of Redis going away), while the last lists keep serving."""
+        fresh = time.monotonic() - self.last_success <= max(3 * self.refresh_s, 2.0)
+        return fresh and self.last_error is None
 
     def get(self, model: ServingModel, category: str | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(item indices, scores normalised to 1), best first; None when not known yet or too old."""

@@ -8,12 +8,14 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 
 | key | type | lifetime |
 | --- | --- | --- |
-| `<p>:{shopper}:recent` | list of msgpack `[item_id, type, ts_ms]`, newest first, capped | session TTL |
+| `<p>:{shopper}:recent` | list of msgpack `[item_id, type, ts_ms]`, newest first | session TTL |
 | `<p>:{shopper}:bought` | hash item_id → net purchased quantity (returns subtract) | session TTL |
-| `<p>:{shopper}:returned` | set of item ids | session TTL |
+| `<p>:{shopper}:returned` | set of item ids (among `bought`'s) | session TTL |
+| `<p>:{shopper}:bought_at` | hash item_id → its last purchase or return (ms) | session TTL |
 | `<p>:{shopper}:aff` | hash `s:<category>` → decayed score, `t:<category>` → its time (ms) | session TTL |
-| `<p>:{shopper}:ids:<bucket>` | hash event_id → 1, per `now // dedup_ttl` bucket | 2 × dedup TTL |
+| `<p>:{shopper}:ids:<bucket>` | hash event digest (8 bytes) → 1, per `now // dedup_ttl` | 2 × dedup TTL |
 | `<p>:{g:<n>}:stream` | stream of accepted events (field `e`: msgpack Event) | until exported |
+| `<p>:{g:<n>}:dropped` | string: entries the stream's cap dropped unexported | none |
 | `<p>:{g:<n>}:d:<digest>` | string: the event was accepted (digest of shopper, event_id) | dedup TTL |
 | `<p>:{g:<n>}:trend:<period>[:<category>]` | zset item_id → forward-decayed score | two periods |
 | `<p>:{g:<n>}:export` | string: stream id of the shard exported last | none |
@@ -30,10 +32,16 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{x:<experiment>}:cv:<digest>` | a unit's conversion was counted | 400 days |
 | `<p>:{x:<experiment>}:r:<digest>` | a goal event's revenue was counted for a unit | window + dedup TTL |
 
-Event ids are scoped by shopper (the `ids` hash, the digest of the accepted mark), so one
-shopper reusing another's event id cannot suppress it. They are checked against the current and
-the previous `ids` bucket, so a retry is recognised for at least `dedup_ttl` and the hash stays
-bounded for a shopper active for years.
+Bounds (settings of `redis`): `recent` keeps `recent_cap` entries; `bought` (with `returned`
+and `bought_at`) at most 1.25 × `purchases_cap` items and `aff` 1.25 × `affinity_cap`
+categories, cut back to the cap in one go (least recent purchases, weakest affinities first);
+an `ids` bucket at most `shopper_event_budget` ids; a stream about `stream_maxlen` entries.
+
+Event ids are scoped by shopper (both sides key them by a digest of shopper and event_id), so
+one shopper reusing another's event id cannot suppress it. They are checked against the current
+and the previous `ids` bucket, so a retry is recognised for at least `dedup_ttl`; a bucket holds
+at most `shopper_event_budget` ids (events past it still reach the stream, not the live state),
+so a shopper's keys stay bounded however many events they send.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
-SHOPPER_FIELDS = ("recent", "bought", "returned", "aff")
+# read.lua reads the first four; shopper.lua writes all five.
+SHOPPER_FIELDS = ("recent", "bought", "returned", "aff", "bought_at")
 
 
 @dataclass(frozen=True)
@@ -77,11 +86,19 @@ class Keys:
     def stream(self, shard: int) -> str:
         return f"{self.prefix}:{{g:{shard}}}:stream"
 
+    @staticmethod
+    def event_digest(tag: str, event_id: str) -> bytes:
+        """16 bytes naming one shopper's event: a digest, not the ids themselves, since two
+        free-text parts in one key name could collide; 128 bits make an accidental collision
+        negligible at any volume. The shopper's `ids` hash keeps the first 8 bytes (a
+        collision among one shopper's few thousand ids a day: ~1e-12)."""
+        return hashlib.blake2b(f"{tag}\0{event_id}".encode(), digest_size=16).digest()
+
     def accepted(self, shard: int, tag: str, event_id: str) -> str:
-        # A digest, not the ids themselves: two free-text parts in one key name could collide,
-        # and 128 bits make an accidental collision negligible at any volume.
-        digest = hashlib.blake2b(f"{tag}\0{event_id}".encode(), digest_size=16).hexdigest()
-        return f"{self.prefix}:{{g:{shard}}}:d:{digest}"
+        return f"{self.prefix}:{{g:{shard}}}:d:{self.event_digest(tag, event_id).hex()}"
+
+    def stream_dropped(self, shard: int) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:dropped"
 
     def trending(self, shard: int, period: int, category: str | None = None) -> str:
         base = f"{self.prefix}:{{g:{shard}}}:trend:{period}"

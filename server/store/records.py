@@ -23,3 +23,8 @@ class LiveSession:
 class IngestResult:
     accepted: int
     duplicates: list[str]
+    # Accepted into the stream but left out of live state (and trending): ids the server doesn't
+    # know, and events past the shopper's budget for the dedup period.
+    unknown_items: int = 0
+    unknown_categories: int = 0
+    over_budget: int = 0

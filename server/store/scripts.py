@@ -72,7 +72,7 @@ async def run_scripts(wire, calls: list[Item], timeout_s: float) -> list:
             results[i] = result
     for call, result in zip(calls, results, strict=True):
         if isinstance(result, ReplyError):
-            name = call[0].name if isinstance(call[0], Script) else str(call[0])
+            name = f"the {call[0].name} script" if isinstance(call[0], Script) else str(call[0])
             log.warning("Redis refused %s: %s", name, result)
             raise StoreUnavailable(_explain(name, result)) from result
     return results

@@ -3,15 +3,21 @@
 Ingest is one pipelined round trip (one per node on a cluster, in parallel): per shopper,
 `shopper.lua` on their slot applies the events to their live state once per event_id; per
 stream shard touched, `shard.lua` appends the new events to its stream and bumps its trending
-counters, also once per shopper and event_id. Both are idempotent, so when one side fails the
-client's retry completes the other without counting anything twice. The caller acknowledges
-only after the round trip returned, and Redis writes its append-only file before replying, so
-an acknowledged event survives a Redis crash.
+counters, also once per shopper and event_id. Both are idempotent and all-or-nothing (checks
+before writes), so when one side fails the client's retry completes the other without counting
+anything twice. The caller acknowledges only after the round trip returned, and Redis writes
+its append-only file before replying, so an acknowledged event survives a Redis crash.
+
+Only what the server can use enters a shopper's live state and the trending lists: items and
+categories the caller knows (`Known`: the served model's, and a live catalog's), within the
+per-shopper caps and event budget. Every accepted event reaches the stream regardless: the
+next training learns the new items.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Protocol
 
 import msgspec
 
@@ -31,6 +37,31 @@ SHOPPER, SHARD, READ = (Script.load(n) for n in ("shopper", "shard", "read"))
 # Affinity also counts browsing a category or searching: interest, not a positive.
 AFFINITY_WEIGHTS = {**DEFAULT_EVENT_WEIGHTS, "category_view": 1.0, "search": 0.5}
 TRENDING_WEIGHTS = dict(DEFAULT_EVENT_WEIGHTS)
+APPLIED, OVER_BUDGET = 1, 2  # shopper.lua's statuses (0: applied before)
+
+
+class Known(Protocol):
+    """Which ids may enter live state (server/events/known.py builds the server's)."""
+
+    def is_known_item(self, item_id: str) -> bool: ...
+
+    def is_known_category(self, category: str) -> bool: ...
+
+
+class _KnowsAll:
+    def is_known_item(self, item_id: str) -> bool:
+        return True
+
+    def is_known_category(self, category: str) -> bool:
+        return True
+
+
+KNOWS_ALL = _KnowsAll()
+
+
+def cap_bound(cap: int) -> int:
+    """The most a capped key holds: it grows to this, then is cut back to `cap` in one go."""
+    return cap + cap // 4
 
 
 class SessionStore:
@@ -41,7 +72,7 @@ class SessionStore:
         self.clock = TrendingClock(settings.trending_half_life_s)
 
     # -- writes -------------------------------------------------------------------------
-    async def ingest(self, events: list[Event], *, now_ms: int) -> IngestResult:
+    async def ingest(self, events: list[Event], *, now_ms: int, known: Known = KNOWS_ALL) -> IngestResult:
         """Store valid events. An event is accepted when either side was new for it (the other
         may have been stored by an earlier, unacknowledged attempt). Raises StoreUnavailable."""
         if not events:
@@ -52,43 +83,62 @@ class SessionStore:
             tag = self.keys.shopper_tag(event.user_id, event.session_id)
             by_shopper[tag].append(i)
             by_shard[self.keys.shard_of(tag)].append((i, tag))
+        items = [e.item_id if e.item_id and known.is_known_item(e.item_id) else "" for e in events]
+        cats = [e.category if e.category and known.is_known_category(e.category) else "" for e in events]
         bucket = now_ms // (self.settings.dedup_ttl_s * 1000)
         calls: list[Call] = []
-        groups: list[list[int]] = []
+        shoppers: list[list[int]] = []
         for tag, indices in by_shopper.items():
             keys = [*self.keys.shopper(tag), self.keys.shopper_ids(tag, bucket),
                     self.keys.shopper_ids(tag, bucket - 1)]
-            calls.append((SHOPPER, keys, self._shopper_args([events[i] for i in indices])))
-            groups.append(indices)
+            calls.append((SHOPPER, keys, self._shopper_args(tag, indices, events, items, cats)))
+            shoppers.append(indices)
+        shards: list[list[int]] = []
         for shard, members in by_shard.items():
-            calls.append(self._shard_call(shard, [(events[i], tag) for i, tag in members], now_ms))
-            groups.append([i for i, _ in members])
+            calls.append(self._shard_call(shard, members, events, items, cats, now_ms))
+            shards.append([i for i, _ in members])
         results = await run_scripts(self.wire, calls, self.settings.timeout_s)
-        new = {group[int(j) - 1] for group, applied in zip(groups, results, strict=True) for j in applied}
-        return IngestResult(accepted=len(new),
-                            duplicates=[e.event_id for i, e in enumerate(events) if i not in new])
+        new, over_budget = set(), 0
+        for group, statuses in zip(shoppers, results[:len(shoppers)], strict=True):
+            for i, status in zip(group, statuses, strict=True):
+                if status == APPLIED:
+                    new.add(i)
+                elif status == OVER_BUDGET:
+                    over_budget += 1
+        new.update(group[int(j) - 1] for group, applied in zip(shards, results[len(shoppers):], strict=True)
+                   for j in applied)
+        return IngestResult(
+            accepted=len(new), duplicates=[e.event_id for i, e in enumerate(events) if i not in new],
+            unknown_items=sum(bool(e.item_id) and not x for e, x in zip(events, items, strict=True)),
+            unknown_categories=sum(bool(e.category) and not c for e, c in zip(events, cats, strict=True)),
+            over_budget=over_budget)
 
-    def _shopper_args(self, events: list[Event]) -> list:
+    def _shopper_args(self, tag: str, indices: list[int], events: list[Event], items: list[str],
+                      cats: list[str]) -> list:
         s = self.settings
-        args: list = [s.session_ttl_s, s.recent_cap, s.affinity_half_life_s * 1000, 2 * s.dedup_ttl_s]
-        for e in events:
-            entry = (_encode_recent((e.item_id, str(e.type), e.ts))
-                     if e.item_id and e.type in _RECENT_TYPES else b"")
-            args += [e.event_id, e.item_id or "", str(e.type), e.ts, e.quantity, e.category or "",
-                     AFFINITY_WEIGHTS.get(str(e.type), 0.0), entry]
+        args: list = [s.session_ttl_s, s.recent_cap, s.affinity_half_life_s * 1000, 2 * s.dedup_ttl_s,
+                      s.affinity_cap, cap_bound(s.affinity_cap), s.purchases_cap, cap_bound(s.purchases_cap),
+                      s.shopper_event_budget]
+        for i in indices:
+            e, item = events[i], items[i]
+            entry = _encode_recent((item, str(e.type), e.ts)) if item and e.type in _RECENT_TYPES else b""
+            args += [self.keys.event_digest(tag, e.event_id)[:8], item, str(e.type), e.ts, e.quantity,
+                     cats[i], AFFINITY_WEIGHTS.get(str(e.type), 0.0), entry]
         return args
 
-    def _shard_call(self, shard: int, members: list[tuple[Event, str]], now_ms: int) -> Call:
+    def _shard_call(self, shard: int, members: list[tuple[int, str]], events: list[Event], items: list[str],
+                    cats: list[str], now_ms: int) -> Call:
         s, clock = self.settings, self.clock
         period = clock.period(now_ms)
         overall = self.keys.trending(shard, period)
-        keys = [self.keys.stream(shard), overall]
+        keys = [self.keys.stream(shard), overall, self.keys.stream_dropped(shard)]
         args: list = [s.dedup_ttl_s, 2 * clock.period_ms // 1000, clock.increment_scale(now_ms),
                       s.stream_maxlen or 0, s.trending_cap]
-        for event, tag in members:
+        for i, tag in members:
+            event = events[i]
             keys += [self.keys.accepted(shard, tag, event.event_id),
-                     self.keys.trending(shard, period, event.category) if event.category else overall]
-            args += [_encode_event(event), event.item_id or "", TRENDING_WEIGHTS.get(str(event.type), 0.0)]
+                     self.keys.trending(shard, period, cats[i]) if cats[i] else overall]
+            args += [_encode_event(event), items[i], TRENDING_WEIGHTS.get(str(event.type), 0.0)]
         return SHARD, keys, args
 
     # -- reads --------------------------------------------------------------------------
@@ -104,8 +154,9 @@ class SessionStore:
         """The read as a script call, for a caller that reads more of the shopper in the same
         round trip (server/shopper.py)."""
         s = self.settings
-        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))
-        return READ, keys, [s.recent_cap, now_ms, s.affinity_half_life_s * 1000]
+        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))[:4]
+        return READ, keys, [s.recent_cap, now_ms, s.affinity_half_life_s * 1000, cap_bound(s.purchases_cap),
+                            cap_bound(s.affinity_cap)]
 
     @staticmethod
     def parse_read(reply: list) -> LiveSession:

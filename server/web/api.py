@@ -211,7 +211,7 @@ class Operation:
     summary: str
     description: str = ""
     params: tuple[Param, ...] = ()
-    body: dict | None = None  # OpenAPI requestBody (its schemas from `schemas`)
+    body: dict | Callable[[Settings], dict] | None = None  # OpenAPI requestBody (schemas from `schemas`)
     response: type | None = None  # the 200 body's msgspec type (None: `responses` says)
     responses: dict[str, dict] = field(default_factory=dict)  # extra or non-JSON responses
     errors: tuple[int, ...] = ()

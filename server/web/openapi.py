@@ -29,7 +29,8 @@ def _json(name: str) -> dict:
     return {"content": {"application/json": {"schema": {"$ref": REF.format(name=name)}}}}
 
 
-HTTP_LAYER_400 = "; a request line or header over 8 KiB is refused by the HTTP layer, in text/plain"
+HTTP_LAYER_400 = ("; a request line over server.max_body_bytes or a header over 8 KiB is refused by the "
+                  "HTTP layer, in text/plain")
 SECURITY = {"public": [{"apiKey": []}, {"adminToken": []}], "admin": [{"adminToken": []}]}
 AUTH_TEXT = {"public": "a storefront key", "admin": "admin", None: "none"}
 
@@ -41,7 +42,7 @@ def _operation(op: Operation, settings: Settings, credentials: Credentials) -> d
     if op.params:
         out["parameters"] = [p.openapi(settings) for p in op.params]
     if op.body is not None:
-        out["requestBody"] = op.body
+        out["requestBody"] = op.body(settings) if callable(op.body) else op.body
     responses: dict = {}
     if op.response is not None:
         responses["200"] = {"description": "OK", **_json(op.response.__name__)}
@@ -49,14 +50,16 @@ def _operation(op: Operation, settings: Settings, credentials: Credentials) -> d
     enforced = credentials.enforced(op.auth)
     for status in sorted((*op.errors, *((401,) if enforced else ()))):
         responses[str(status)] = {"description": ERROR_TEXT[status], **_json("ErrorBody")}
-    # Any request: aiohttp's HTTP parser refuses a request line or header over 8 KiB before the
-    # application sees it (a URL with hundreds of long ids), with a text/plain 400.
+    # Any request: aiohttp's HTTP parser refuses a request line over its limit (the app raises it
+    # to server.max_body_bytes) or a header over 8 KiB before the application sees it, with a
+    # text/plain 400.
     bad = responses.get("400") or {"description": "Bad request", **_json("ErrorBody")}
     responses["400"] = {"description": bad["description"] + HTTP_LAYER_400,
                         "content": {**bad.get("content", {}), "text/plain": {"schema": {"type": "string"}}}}
     out["responses"] = dict(sorted(responses.items()))
-    # What this server enforces: with no key configured, nothing (and /readyz warns).
-    out["security"] = SECURITY[op.auth] if enforced else []
+    # What this server enforces: with no key configured, nothing is declared (and /readyz warns).
+    if enforced:
+        out["security"] = SECURITY[op.auth]
     return out
 
 
@@ -68,7 +71,10 @@ def document(apis: list[Api], settings: Settings) -> dict:
         for op in api.operations:
             paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, settings, credentials)
             types.update(t for t in (op.response, *op.schemas) if t is not None)
-    _, components = msgspec.json.schema_components(sorted(types, key=lambda t: t.__name__), ref_template=REF)
+    ordered = sorted(types, key=lambda t: t.__name__)
+    _, components = msgspec.json.schema_components(ordered, ref_template=REF)
+    for t in ordered:  # what a type's fields can't say (models/events.py: item_id for item events)
+        components[t.__name__].update(getattr(t, "__json_schema_extra__", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vitrine", "version": "1", "description":
@@ -81,6 +87,23 @@ def document(apis: list[Api], settings: Settings) -> dict:
             "adminToken": {"type": "http", "scheme": "bearer",
                            "description": "`security.admin_token` (VITRINE_SECURITY_ADMIN_TOKEN)"}}},
     }
+
+
+def as_served(doc: dict, now_ms: int) -> dict:
+    """The document with clock-relative bounds resolved: a field marked `x-max-ahead-ms` (an
+    event's `ts`) gets `maximum` = the server's clock plus that, as the server enforces it now."""
+    schemas = dict(doc["components"]["schemas"])
+    out = {**doc, "components": {**doc["components"], "schemas": schemas}}
+    for name, schema in doc["components"]["schemas"].items():
+        ahead = {f: p["x-max-ahead-ms"] for f, p in schema.get("properties", {}).items()
+                 if "x-max-ahead-ms" in p}
+        if ahead:
+            schemas[name] = schema = {**schema, "properties": dict(schema["properties"])}
+            for field, ms in ahead.items():
+                prop = schema["properties"][field]
+                schema["properties"][field] = {**prop, "maximum": min(prop.get("maximum", now_ms + ms),
+                                                                      now_ms + ms)}
+    return out
 
 
 def markdown(apis: list[Api], settings: Settings) -> str:

@@ -17,7 +17,8 @@ def _write(version: str, n_items: int = 50, k: int = 4, index_info: dict | None 
     def write(directory):
         artifact.write_artifact(
             directory,
-            manifest={"version": version, "params": {"event_weights": {"view": 1.0}},
+            manifest={"version": version, "created": "2026-01-01T00:00:00+00:00", "counts": {},
+                      "params": {"event_weights": {"view": 1.0}, "regularization": 0.05, "alpha": 2.0},
                       **({"index": index_info} if index_info else {})},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n_items)], category=["c"] * n_items,
                                     price=np.ones(n_items), in_stock=np.ones(n_items, bool),
@@ -96,9 +97,9 @@ def test_corrupt_or_missing_files_raise_artifact_error(tmp_path):
 
 def test_an_index_of_another_size_than_the_manifest_says_is_refused(tmp_path):
     # A norm-head index holds a subset of the items; its size is in the manifest.
-    path = artifact.publish(tmp_path, _version(1), _write(_version(1), index_info={"head_items": 20}))
     with pytest.raises(artifact.ArtifactError, match="item counts disagree"):
-        artifact.load(path)
+        artifact.publish(tmp_path, _version(1), _write(_version(1), index_info={"head_items": 20}))
+    assert artifact.current_version(tmp_path) is None and not (tmp_path / _version(1)).exists()
 
 
 def test_models_of_the_previous_format_are_still_read(tmp_path):

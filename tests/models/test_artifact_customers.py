@@ -17,7 +17,9 @@ def _publish(store, **optional):
 
     def write(directory):
         artifact.write_artifact(
-            directory, manifest={"version": VERSION, "params": {"event_weights": {"view": 1.0}}},
+            directory, manifest={"version": VERSION, "created": "2026-01-01T00:00:00+00:00", "counts": {},
+                                 "params": {"event_weights": {"view": 1.0}, "regularization": 0.05,
+                                            "alpha": 2.0}},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n_items)], category=["c"] * n_items,
                                     price=np.ones(n_items), in_stock=np.ones(n_items, bool),
                                     consumable=np.zeros(n_items, bool)),

@@ -99,8 +99,10 @@ async def test_corrupt_new_version_keeps_serving_the_old_one(aiohttp_client, mod
     before = (await (await client.get("/v1/models/current")).json())["version"]
     bad = "29990101T000000Z-0000dead"
     shutil.copytree(store / before, store / bad)
+    manifest = orjson.loads((store / bad / "manifest.json").read_bytes())
+    (store / bad / "manifest.json").write_bytes(orjson.dumps({**manifest, "version": bad}))
     (store / bad / "index.faiss").write_bytes(b"garbage")
-    artifact.set_current(store, bad)
+    (store / artifact.CURRENT).write_text(bad)  # by hand: set_current would refuse it
     info = await (await client.post("/v1/admin/reload")).json()
     assert info["version"] == before and "cannot load" in info["reload_error"]
     assert (await client.get("/v1/recommendations")).status == 200
@@ -159,3 +161,28 @@ async def test_responses_carry_the_documented_fields(client):
     metrics = await (await client.get("/metrics")).text()
     assert "vitrine_requests_total" in metrics and "vitrine_recommendation_rung_total" in metrics
     assert np.isfinite([x["score"] for x in body["items"]]).all()
+
+
+async def test_a_cold_visitor_is_told_live_signals_are_off_once_redis_is_gone(aiohttp_client, model_store,
+                                                                             tmp_path):
+    """A visitor with no ids reads nothing from Redis: their only live signal is the trending
+    snapshot, so its first failed refresh turns `live_signals` off (the last lists serve on)."""
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    settings = make_settings(model_store, server.url, tmp_path, **{"recommend.trending_refresh_s": 0.2})
+    client = await aiohttp_client(create_app(settings))
+    assert (await (await client.get("/v1/recommendations")).json())["live_signals"] is True
+    server.kill()
+
+    async def cold_is_degraded():
+        resp = await client.get("/v1/recommendations")
+        assert resp.status == 200
+        return (await resp.json())["live_signals"] is False
+
+    assert await until(cold_is_degraded, timeout_s=1.0)  # one refresh interval, not 3
+    server.start()
+    assert await until(lambda: _live(client), timeout_s=2.0)
+    server.stop()
+
+
+async def _live(client):
+    return (await (await client.get("/v1/recommendations")).json())["live_signals"]

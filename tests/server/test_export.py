@@ -79,6 +79,29 @@ async def test_export_keeps_the_stream_when_asked_and_dedups_a_re_added_event(st
     assert len(path.read_bytes().splitlines()) == 2
 
 
+async def test_two_shoppers_events_with_one_id_are_both_exported_and_trained_on(store, tmp_path):
+    """Event ids are scoped per shopper from ingest to training: reusing another shopper's id
+    suppresses nothing."""
+    await store.ingest([ev("order-1", "i1", "purchase", user_id="u1"),
+                        ev("order-1", "i2", "purchase", user_id="u2"),
+                        Event(event_id="order-1", session_id="anon", type="view", ts=T0, item_id="i3")],
+                       now_ms=T0)
+    path, n = await export_one(store.redis, tmp_path)
+    assert n == 3
+    log, report = read_events(path)
+    assert report.duplicates == 0 and sorted(log.item_ids) == ["i1", "i2", "i3"]
+
+
+async def test_an_event_accepted_before_the_bounds_is_still_exported(store, tmp_path):
+    """Entries are exported as they were accepted: a stream written by an earlier version may
+    hold values today's schema refuses, and they were acknowledged."""
+    legacy = msgspec.msgpack.encode({"event_id": "old", "session_id": "s1", "type": "search", "ts": T0,
+                                     "query": "q" * 5_000, "quantity": 10**17})
+    await store.redis.xadd(STREAM, {"e": legacy})
+    path, n = await export_one(store.redis, tmp_path)
+    assert n == 1 and msgspec.json.decode(path.read_bytes())["quantity"] == 10**17
+
+
 async def test_a_second_concurrent_export_is_refused(store, tmp_path):
     await store.redis.set(KEYS.export_lock, "someone-else")
     with pytest.raises(ExportBusy):

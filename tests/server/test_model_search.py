@@ -17,7 +17,8 @@ def _serving(tmp_path, items: np.ndarray, users: np.ndarray, exact_max_items: in
     def write(directory):
         artifact.write_artifact(
             directory,
-            manifest={"version": version, "index": info.as_dict(),
+            manifest={"version": version, "index": info.as_dict(), "created": "2026-01-01T00:00:00+00:00",
+                      "counts": {},
                       "params": {"event_weights": {"view": 1.0}, "regularization": 0.05, "alpha": 2.0}},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n)], category=["c"] * n, price=np.ones(n),
                                     in_stock=np.ones(n, bool), consumable=np.zeros(n, bool)),

@@ -53,3 +53,18 @@ async def test_every_declared_parameter_is_validated(client):
 def test_docs_api_reference_is_generated_from_the_declarations():
     assert markdown(API_GROUPS, Settings()) in DOCS.read_text(), \
         "docs/api.md is stale: run `python -m vitrine.docs`"
+
+
+
+async def test_the_longest_schema_valid_query_is_served_not_refused(client):
+    """100 context ids and 500 exclusions of 128 multi-byte characters: ~1 MB of request line."""
+    ids = ",".join("é" * 127 + str(i % 10) for i in range(100))
+    exclude = ",".join("ü" * 127 + str(i % 10) for i in range(500))
+    resp = await client.get("/v1/recommendations", params={"placement": "product", "item_id": ids,
+                                                           "exclude": exclude})
+    assert resp.status == 200 and resp.content_type == "application/json"
+
+
+async def test_an_open_admin_endpoint_is_not_documented_as_guarded(client):
+    doc = await (await client.get("/openapi.json")).json()
+    assert "security" not in doc["paths"]["/v1/admin/reload"]["post"]

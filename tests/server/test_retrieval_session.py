@@ -32,7 +32,8 @@ def model(tmp_path) -> ServingModel:
     def write(directory):
         artifact.write_artifact(
             directory,
-            manifest={"version": version, "index": info.as_dict(),
+            manifest={"version": version, "index": info.as_dict(), "created": "2026-01-01T00:00:00+00:00",
+                      "counts": {},
                       "params": {"event_weights": {"view": 1.0, "add_to_cart": 4.0, "purchase": 10.0},
                                  "regularization": 0.05, "alpha": 2.0}},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n)],
@@ -99,3 +100,13 @@ def test_reasons_name_the_newest_event_of_an_item_seen_twice(model, caches):
     live = _session(("i5", "add_to_cart", NOW - 1_000), ("i5", "view", NOW - 50_000))
     ranked = _rank(model, caches, Query("home", None, "s1", 5, NOW), live)
     assert ranked.reasons == ["because you added to your cart i5"] * 5
+
+
+def test_the_session_memo_is_bounded_by_its_setting(model, caches):
+    cfg = msgspec.structs.replace(RecommendSettings(), session_reuse_entries=16)
+    sizes = []
+    for n in range(100):
+        live = _session((f"i{n}", "view", NOW - 1_000), (f"i{n + 1}", "view", NOW - 2_000))
+        _rank(model, caches, Query("home", None, f"s{n}", 5, NOW), live, cfg)
+        sizes.append(len(caches.sessions))
+    assert max(sizes) == 16  # filled to the setting, then emptied: never more

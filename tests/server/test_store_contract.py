@@ -220,3 +220,97 @@ async def test_trending_sets_stay_bounded(open_store):
         assert await store.client.ttl(key) > 0
     # The cap holds per list and shard: merged, at most the cap per shard.
     assert len(await _trending(store, category="shoes", n=1000, now_ms=T0)) <= 25 * store.keys.shards
+
+
+# -- bounds: whatever a shopper sends, their keys and the read's cost stay bounded ---------------
+
+async def test_affinities_are_capped_keeping_the_strongest(open_store):
+    store = open_store(affinity_cap=4)  # grows to 5, then back to 4
+    strong = [ev(f"p{i}", "i1", "purchase", ts=T0, category="big") for i in range(3)]
+    weak = [ev(f"v{i}", "i2", ts=T0 + 1_000 * i, category=f"c{i}") for i in range(10)]
+    await store.sessions.ingest(strong + weak, now_ms=T0)
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0 + 10_000)
+    assert set(live.category_affinity) == {"big", "c7", "c8", "c9"}
+    await store.sessions.ingest([ev("n", "i2", ts=T0 + 20_000, category="new")], now_ms=T0)
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0 + 20_000)
+    assert set(live.category_affinity) == {"big", "c7", "c8", "c9", "new"}  # within the bound
+
+
+async def test_purchases_and_returns_are_capped_dropping_the_least_recent(open_store):
+    store = open_store(purchases_cap=4)
+    buys = [ev(f"b{i}", f"i{i}", "purchase", ts=T0 + i) for i in range(10)]
+    await store.sessions.ingest(buys + [ev("r", "i9", "return", ts=T0 + 20), ev("r0", "i0", "return", ts=T0)],
+                                now_ms=T0)
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0)
+    assert live.purchased == {"i6", "i7", "i8"} and live.returned == {"i9"}  # i9 bought, then returned
+    bought, returned, _, _, bought_at = (store.keys.shopper("{s:s1}")[i] for i in (1, 2, 0, 3, 4))
+    assert await store.client.hlen(bought) == 4 and await store.client.hlen(bought_at) == 4
+    assert await store.client.smembers(returned) == {b"i9"}
+
+
+async def test_past_its_budget_a_shoppers_events_reach_the_stream_not_its_live_state(open_store):
+    store = open_store(shopper_event_budget=5)
+    batch = [ev(f"e{i}", f"i{i}", ts=T0 + i) for i in range(8)]
+    result = await store.sessions.ingest(batch, now_ms=T0)
+    assert result.accepted == 8 and result.over_budget == 3
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0)
+    assert [x[0] for x in live.items] == ["i4", "i3", "i2", "i1", "i0"]
+    assert await _stream_len(store) == 8
+    again = await store.sessions.ingest(batch, now_ms=T0)  # a retry: recognised on the stream's side
+    assert again.accepted == 0 and len(again.duplicates) == 8
+    assert await _stream_len(store) == 8
+    other = await store.sessions.ingest([ev("e0", "i1", session_id="s2")], now_ms=T0)
+    assert other.accepted == 1 and other.over_budget == 0  # the budget is per shopper
+
+
+async def test_oversized_keys_of_an_earlier_version_are_skipped_by_reads_and_dropped_by_writes(open_store):
+    store = open_store(affinity_cap=4, purchases_cap=4)
+    _, bought, _, aff, _ = store.keys.shopper("{s:s1}")
+    await store.client.hset(aff, mapping={f"{p}:{c}": 1 for c in range(500) for p in "st"})
+    await store.client.hset(bought, mapping={f"old{i}": 1 for i in range(500)})
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0)
+    assert live.category_affinity == {} and live.purchased == frozenset()
+    await store.sessions.ingest([ev("a", "i1", "purchase", category="shoes")], now_ms=T0)
+    live = await store.sessions.read(user_id=None, session_id="s1", now_ms=T0)
+    assert live.category_affinity.keys() == {"shoes"} and live.purchased == {"i1"}
+
+
+async def test_a_refused_script_call_changes_nothing(open_store):
+    """All or nothing: a bad event in the middle of a batch (past the door's validation) or a key
+    of the wrong type refuses the whole call before its first write."""
+    from server.store.records import StoreUnavailable
+    from server.store.scripts import run_scripts
+    from server.store.sessions import SHOPPER
+
+    store = open_store()
+    tag = "{s:s1}"
+    keys = [*store.keys.shopper(tag), store.keys.shopper_ids(tag, 1), store.keys.shopper_ids(tag, 0)]
+    head = [600, 50, 1_800_000, 172_800, 32, 40, 200, 250, 2_000]
+
+    def one(n, qty):
+        return [f"d{n}".encode(), f"i{n}", "purchase", T0, qty, "shoes", 6.0, b"x"]
+
+    bad = [*head, *one(1, 1), *one(2, 1), *one(3, "1e17"), *one(4, 1)]
+    with pytest.raises(StoreUnavailable) as refused:
+        await run_scripts(store.sessions.wire, [(SHOPPER, keys, bad)], 1.0)
+    assert "script" in str(refused.value) and "1e17" not in str(refused.value)
+    assert not [k for k in await store.all_keys() if k.startswith(b"vt:{s:s1}")]
+
+    await store.client.set(keys[2], "not a set")  # `returned` of the wrong type
+    with pytest.raises(StoreUnavailable):
+        await store.sessions.ingest([ev("p", "i1", "purchase")], now_ms=T0)
+    assert sorted(k for k in await store.all_keys() if k.startswith(b"vt:{s:s1}")) == [keys[2].encode()]
+    await store.client.delete(keys[2])  # repaired: the retry counts the purchase once
+    retry = await store.sessions.ingest([ev("p", "i1", "purchase")], now_ms=T0)
+    assert retry.accepted == 1
+    assert (await store.sessions.read(user_id=None, session_id="s1", now_ms=T0)).purchased == {"i1"}
+    assert await _stream_len(store) == 1
+
+
+async def test_the_stream_stays_near_its_cap_and_counts_what_the_cap_dropped(open_store):
+    store = open_store(stream_maxlen=1_000, shards=1)
+    for b in range(6):
+        await store.sessions.ingest([ev(f"e{b}-{i}", session_id=f"s{i}") for i in range(500)], now_ms=T0)
+    length = await store.client.xlen(store.keys.stream(0))
+    assert 1_000 <= length <= 1_000 + 100  # trimmed by whole nodes (stream-node-max-entries)
+    assert int(await store.client.get(store.keys.stream_dropped(0))) == 3_000 - length

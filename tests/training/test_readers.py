@@ -114,10 +114,20 @@ def test_item_category_is_the_newest_seen_and_duplicates_keep_the_first(tmp_path
     body = ("e1,s1,view,1700000000003,u1,i1,shoes\n"
             "e2,s1,view,1700000000001,u1,i1,boots\n"
             "e3,s1,view,1700000000002,u2,i2,\n"
-            "e2,s9,view,1700000000009,u9,i9,hats\n"  # a re-export of e2: dropped, i9 never appears
+            "e2,s1,view,1700000000009,u1,i9,hats\n"  # a re-export of u1's e2: dropped, i9 never appears
             "e4,s1,view,1700000000004,u2,i2,bags\n")
     log, report = read_events(_csv(tmp_path, body, header))
     assert report.duplicates == 1 and len(log) == 4
     assert log.item_ids == ["i1", "i2"] and log.user_ids == ["u1", "u2"]
     assert log.item_category == ["shoes", "bags"]
     assert log.ts.tolist() == sorted(log.ts.tolist())
+
+
+def test_event_ids_are_deduplicated_per_shopper(tmp_path):
+    """As the server scopes them: another shopper reusing an id is a different event."""
+    body = ("e1,s1,purchase,1700000000000,u1,i1\n"
+            "e1,s2,purchase,1700000000001,u2,i2\n"
+            "e1,s3,view,1700000000002,,i3\n"
+            "e1,s1,purchase,1700000000000,u1,i1\n")
+    log, report = read_events(_csv(tmp_path, body, "event_id,session_id,type,ts,user_id,item_id\n"))
+    assert report.duplicates == 1 and sorted(log.user_ids) == ["s:s3", "u1", "u2"]

@@ -1,25 +1,31 @@
 -- Attribute one shopper's goal events to the experiments they were exposed to, once per event.
 -- KEYS: assignments hash (experiment -> msgpack Assignment), applied hash (event_id -> msgpack
 --       of the conversions it caused)  -- the shopper's slot
--- ARGV: applied_ttl_s, n_experiments, then 3 per experiment: key, goal event type,
---       attribution window (ms); then 4 per event: event_id, type, ts_ms, revenue
+-- ARGV: applied_ttl_s, budget (goal events remembered per shopper and period: past it, a
+--       hostile session's events are stored but convert nothing), n_experiments, then 3 per
+--       experiment: key, goal event type, attribution window (ms); then 4 per event: event_id,
+--       type, ts_ms, revenue
 -- An Assignment is msgpack [variant, exposed_at, unit, pre?, converted?, revenue?] (trailing
 -- defaults omitted, as server/experiments/records.py writes it). For each event returns the
 -- list of its conversions, each [experiment, variant, unit, first (0/1), revenue, revenue_sq
 -- delta, pre], whether computed now or by an earlier attempt (the applied hash keeps them, so
 -- a retry re-sends the same counter updates, which are idempotent on their side).
-local ttl, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ttl, budget, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local exps = {}
 for e = 1, n do
-  exps[e] = {ARGV[3 + 3 * (e - 1)], ARGV[4 + 3 * (e - 1)], tonumber(ARGV[5 + 3 * (e - 1)])}
+  exps[e] = {ARGV[4 + 3 * (e - 1)], ARGV[5 + 3 * (e - 1)], tonumber(ARGV[6 + 3 * (e - 1)])}
 end
 local out = {}
-for i = 3 + 3 * n, #ARGV, 4 do
+local room = budget - redis.call('HLEN', KEYS[2])
+for i = 4 + 3 * n, #ARGV, 4 do
   local id, typ, ts, revenue = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local done = redis.call('HGET', KEYS[2], id)
   if done then
     out[#out + 1] = done
+  elseif room <= 0 then
+    out[#out + 1] = cmsgpack.pack({})
   else
+    room = room - 1
     local conv = {}
     for _, x in ipairs(exps) do
       if x[2] == typ then

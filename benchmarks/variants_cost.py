@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vitrine-variants-"))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "VITRINE_SERVER_ADMIN_TOKEN": TOKEN}
+           "VITRINE_SECURITY_ADMIN_TOKEN": TOKEN}
     with pinned_server(args.store, args.port, work, env) as server:
         import uvloop
 

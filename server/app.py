@@ -9,13 +9,26 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 
 import faiss
 from aiohttp import web
 from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import EXPERIMENTS, HEALTH, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import (
+    EXPERIMENTS,
+    HEALTH,
+    LIMITER,
+    METRICS,
+    MODELS,
+    OPENAPI,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+    TRENDING,
+)
 from server.events.routes import api as events_api
 from server.experiments.routes import api as experiments_api
 from server.experiments.service import Experiments
@@ -23,7 +36,7 @@ from server.experiments.snapshot import ExperimentSnapshot
 from server.experiments.store import ExperimentStore
 from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
-from server.ops.models import ModelHolder
+from server.ops.models import ModelHolder, Served
 from server.ops.routes import api as ops_api
 from server.pages.routes import api as pages_api
 from server.recommend.params import PLACEMENTS
@@ -37,6 +50,8 @@ from server.store.sessions import SessionStore
 from server.store.trending import TrendingStore
 from server.web.middleware import request_context
 from server.web.openapi import document
+from server.web.ratelimit import EventLimiter
+from server.web.security import insecure_warnings
 
 log = logging.getLogger("vitrine.server")
 API_GROUPS = [events_api, recommend_api, experiments_api, ops_api, pages_api]
@@ -84,25 +99,43 @@ async def _model_ctx(app: web.Application) -> AsyncIterator[None]:
     await holder.reload()
     if holder.model is None:
         log.warning("no model yet (%s); serving 503 until one is published", holder.last_error)
-    app[METRICS].model_reloads.set(holder.reloads)
     watcher = asyncio.create_task(holder.watch(app[SETTINGS].model.reload_interval_s))
     yield
     await _stop(watcher)
 
 
-def create_app(settings: Settings) -> web.Application:
+def _model_metrics(metrics: Metrics):
+    def swapped(served: Served, reloads: int) -> None:
+        model = served.model
+        created = datetime.fromisoformat(model.art.manifest["created"]).timestamp()
+        metrics.model_served(model.version, created, model.loaded_at, reloads)
+    return swapped
+
+
+async def _warn_if_open(app: web.Application) -> None:
+    for warning in insecure_warnings(app[SETTINGS].security):
+        log.warning("%s", warning)
+
+
+def create_app(settings: Settings, *, metrics_dir: Path | None = None) -> web.Application:
+    """The application; `metrics_dir`: the run's multiprocess metrics directory when this is one
+    of several workers (server/ops/workers.py)."""
     # One BLAS/OpenMP thread: per-request numpy/faiss work is tiny, and threads would only
     # contend with the event loop (and with the other workers).
     threadpool_limits(1)
     faiss.omp_set_num_threads(1)
+    metrics = Metrics(metrics_dir)
     # A query string may be as long as a body: 100 context ids and 500 exclusions of 128
     # characters are schema-valid, and aiohttp's default 8 KB request line would refuse them.
     limit = settings.server.max_body_bytes
-    app = web.Application(middlewares=[request_context], client_max_size=limit,
+    app = web.Application(middlewares=[request_context(settings, metrics)], client_max_size=limit,
                           handler_args={"max_line_size": limit})
     app[SETTINGS] = settings
-    app[METRICS] = metrics = Metrics()
-    app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc)
+    app[METRICS] = metrics
+    app[MODELS] = ModelHolder(settings.model.store, on_refused=metrics.model_reload_errors.inc,
+                              on_swap=_model_metrics(metrics))
+    app[LIMITER] = EventLimiter.for_settings(settings)
+    app.on_startup.append(_warn_if_open)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:

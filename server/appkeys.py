@@ -12,6 +12,7 @@ from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
 from server.store.connections import Connections
 from server.store.sessions import SessionStore
+from server.web.ratelimit import EventLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Connections)
@@ -19,9 +20,12 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 TRENDING = web.AppKey("trending", TrendingSnapshot)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
+LIMITER = web.AppKey("limiter", EventLimiter)  # per-key event rate limit
 EXPERIMENTS = web.AppKey("experiments", Experiments)
 HEALTH = web.AppKey("health", StoreHealth)  # persistence, export backlog, embedded Redis
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin
 REQUEST_ID = web.RequestKey("request_id", str)
+KEY_ID = web.RequestKey("key_id", str)  # the API key the request used (a fingerprint), set by auth
+RUNG = web.RequestKey("rung", str)  # the rung that answered a recommendation (metrics, access log)

@@ -57,7 +57,7 @@ class CategoryCount(msgspec.Struct):
 class ModelInfo(msgspec.Struct):
     version: str
     created: str
-    loaded_at: float
+    loaded_at: str  # ISO 8601, as `created`
     counts: dict
     params: dict
     metrics: dict
@@ -70,6 +70,8 @@ class Health(msgspec.Struct):
     model_version: str | None = None
     redis: bool | None = None
     detail: str | None = None
+    # What is open on this server (no API keys, no admin token): readiness says it, loudly.
+    warnings: list[str] = []
 
 
 class SlotAnswer(msgspec.Struct):

@@ -46,11 +46,40 @@ class ServerSettings(_Section):
                                  ge=1, le=256)] = 1
     log_level: Annotated[str, _doc("`debug`, `info`, `warning` or `error`",
                                    pattern="^(?i:debug|info|warning|error)$")] = "info"
-    admin_token: Annotated[str, _doc(
-        "when set, admin endpoints need `Authorization: Bearer <token>`")] | None = None
+    log_format: Annotated[str, _doc(
+        "`json` (one object per line, with request ids), `text`, or `auto`: text when stderr is a "
+        "terminal, else JSON", pattern="^(auto|json|text)$")] = "auto"
+    access_log_sample: Annotated[float, _doc(
+        "share of requests written to the access log (method, route, status, latency, rung, key); "
+        "server errors always are. 1 logs every request at ~30 µs of CPU each (a tenth of a "
+        "recommendation's cost, benchmarks/results/middleware.md); 0 turns it off", ge=0, le=1)] = 0.1
+    log_repeat_s: Annotated[float, _doc(
+        "a warning or error repeating the same text is written at most once per this many "
+        "seconds, with the count of the dropped ones (0: every time)", ge=0)] = 60.0
     max_body_bytes: Annotated[int, _doc("request body limit (413 above)", ge=1024)] = 1 << 20
     max_batch_events: Annotated[int, _doc("events per `POST /v1/events` (413 above)", ge=1)] = 500
     demo: Annotated[bool, _doc("serve the demo storefront at `/demo/` (`vitrine demo` turns it on)")] = False
+
+
+class SecuritySettings(_Section):
+    public_keys: Annotated[list[str], _doc(
+        "API keys of the storefronts: recommendations and events need `X-API-Key: <key>` (or the "
+        "admin token); comma-separated in the environment. Empty: those endpoints are open, and "
+        "the server says so at start and in `/readyz`")] = []
+    admin_token: Annotated[str, _doc(
+        "admin endpoints (model info, versions, reload, experiments; rules and erasure as they come) need "
+        "`Authorization: Bearer <token>`; unset, they are open only while no public key is set"
+    )] | None = None
+    cors_origins: Annotated[list[str], _doc(
+        "browser origins allowed to call the API (`https://shop.example`, or `*` for any); a "
+        "preflight from another origin is refused (403). Empty: no cross-origin access")] = []
+    events_per_s: Annotated[float, _doc(
+        "events accepted per second and key (or per server without keys), over the whole server: "
+        "each of N workers allows 1/N; past it `POST /v1/events` answers 429 with `Retry-After` "
+        "and stores nothing. Unset: no limit", gt=0)] | None = None
+    events_burst: Annotated[int, _doc(
+        "events a key may send at once above its rate (unset: one second's worth, and at least "
+        "`server.max_batch_events`)", ge=1)] | None = None
 
 
 class RecommendSettings(_Section):
@@ -165,6 +194,7 @@ class ExperimentsSettings(_Section):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
     recommend: RecommendSettings = RecommendSettings()
     redis: RedisSettings = RedisSettings()
     model: ModelSettings = ModelSettings()
@@ -197,6 +227,13 @@ def fields() -> list[tuple[str, str, msgspec.inspect.Field]]:
     """(section, field, its type info) for every setting, in declaration order."""
     return [(section, f.name, f) for section, cls in SECTIONS.items()
             for f in msgspec.inspect.type_info(cls).fields]
+
+
+def _is_list(t: msgspec.inspect.Type) -> bool:
+    return isinstance(t.type if isinstance(t, msgspec.inspect.Metadata) else t, msgspec.inspect.ListType)
+
+
+_LIST_FIELDS = {(s, f) for s, f, info in fields() if _is_list(info.type)}
 
 
 @dataclass(frozen=True)
@@ -236,7 +273,9 @@ def load(env: Mapping[str, str] | None = None, *, file: Path | None = None, base
         if target is None:
             unknown.append(_unknown(name, list(known)))
         elif value != "":
-            raw[target[0]][target[1]] = value
+            # Lists (keys, origins) are comma-separated in the environment.
+            raw[target[0]][target[1]] = ([v.strip() for v in value.split(",") if v.strip()]
+                                         if target in _LIST_FIELDS else value)
             sources[f"{target[0]}.{target[1]}"] = f"env {name}"
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -309,7 +348,8 @@ def markdown_table() -> str:
     defaults = Settings()
     for s, f, info in fields():
         value = getattr(getattr(defaults, s), f)
-        shown = "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        shown = ("unset" if value is None or value == [] else str(value).lower() if isinstance(value, bool)
+                 else ",".join(value) if isinstance(value, list) else str(value))
         name = env_name(s, f) + (" (or `REDIS_URL`)" if (s, f) == ("redis", "url") else "")
         rows.append(f"| `{s}.{f}` | `{name}` | `{shown}` | {_description(info)} |")
     return "\n".join(rows)

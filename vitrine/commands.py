@@ -71,12 +71,14 @@ def _config(args: argparse.Namespace) -> int:
     rows = []
     for section, field, _ in fields():
         value = getattr(getattr(settings, section), field)
-        if field in ("admin_token",) and value:
+        if field in ("admin_token", "public_keys") and value:
             value = "***"
         elif section == "redis" and field == "url" and value:
             from server.store.wire import redact
 
             value = redact(value)
+        if isinstance(value, list):
+            value = ",".join(value) or None
         rows.append((f"{section}.{field}", "unset" if value is None else str(value),
                      sources[f"{section}.{field}"], env_name(section, field)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

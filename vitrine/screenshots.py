@@ -39,7 +39,7 @@ async def _capture(out: Path, work: Path) -> list[Path]:
     doc = write_demo_experiments(work, [c for c in model.items.category if c])
     redis = EmbeddedRedis(work / "redis").start()
     settings = Settings().replace(**{"model.store": work / "models", "redis.url": redis.url, "data.dir": work,
-                                     "server.demo": True, "server.admin_token": TOKEN,
+                                     "server.demo": True, "security.admin_token": TOKEN,
                                      "experiments.file": doc, "recommend.trending_refresh_s": 0.2})
     server = TestServer(create_app(settings))
     await server.start_server()

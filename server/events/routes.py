@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import msgspec
@@ -10,14 +11,15 @@ import orjson
 from aiohttp import web
 
 from models.events import MAX_ID_LEN, Event, ts_problem
-from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS
+from server.appkeys import EXPERIMENTS, KEY_ID, LIMITER, METRICS, REQUEST_ID, SESSIONS, SETTINGS
 from server.events.known import known_ids
 from server.ops.health import LogOnce
 from server.schemas import EventsAccepted, Rejected
 from server.settings import Settings
 from server.store.records import StoreUnavailable
 from server.web.api import Api, json_response
-from server.web.errors import BadRequest, PayloadTooLarge, Unavailable, Unprocessable
+from server.web.errors import BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, Unprocessable
+from server.web.security import ANONYMOUS
 
 api = Api("events")
 REF = "#/components/schemas/{}"
@@ -54,7 +56,7 @@ def _events_of(payload: object) -> list:
           description="Each event is validated on its own; valid ones are acknowledged only once Redis "
                       "has them, invalid ones are listed in `rejected` with the reason. Idempotent per "
                       "shopper and event_id: a retried batch is reported as duplicates.",
-          body=_body, response=EventsAccepted, schemas=(Event,), errors=(400, 413, 422, 503))
+          body=_body, response=EventsAccepted, schemas=(Event,), errors=(400, 413, 422, 429, 503))
 async def post_events(request: web.Request, p: dict) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     try:
@@ -67,6 +69,12 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
     limit = settings.server.max_batch_events
     if len(raw) > limit:
         raise PayloadTooLarge(f"at most {limit} events per request, got {len(raw)}")
+    wait_s = request.app[LIMITER].take(request.get(KEY_ID, ANONYMOUS), len(raw))
+    if wait_s:
+        metrics.event_outcome("rate_limited", len(raw))
+        # Nothing stored: the client retries the whole batch later (idempotent by event_id).
+        raise TooManyRequests(f"over this key's event rate (security.events_per_s): retry in {wait_s:.2f} s",
+                              headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
     valid: list[Event] = []
     rejected: list[Rejected] = []
     now_ms = int(time.time() * 1000)
@@ -95,6 +103,7 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
         metrics.event_outcome("unavailable", len(valid))
         # The reason (which Redis, which script) is for the operator's log, not the storefront.
         cause = "redis_timeout" if isinstance(exc.__cause__, TimeoutError) else "redis_unavailable"
+        metrics.redis_error("ingest", cause == "redis_timeout")
         _log_once(logging.WARNING, f"events not acknowledged ({cause}): {exc}")
         # Not acknowledged: the client keeps the events and retries (idempotent by event_id).
         raise Unavailable(f"event store unavailable ({cause}), not acknowledged: retry later",

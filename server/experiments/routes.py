@@ -108,7 +108,8 @@ async def get_results(request: web.Request, p: dict) -> web.Response:
          summary="The results page of an experiment (HTML; its data needs the admin token, given in the "
                  "page or as #token=… in its address)",
          params=(Param("key", "The experiment.", where="path"),),
-         responses={"200": {"description": "A self-contained HTML page", "content": {"text/html": {}}}})
+         responses={"200": {"description": "A self-contained HTML page", "content": {"text/html": {}}}},
+         auth=None)
 async def results_page(request: web.Request, p: dict) -> web.Response:
     return web.Response(body=(PAGES / "results.html").read_bytes(), content_type="text/html",
                         headers={"Cache-Control": "no-store", "Content-Security-Policy":

@@ -10,8 +10,9 @@ from server.experiments.decide import Decisions
 from server.experiments.targeting import Shopper, targeting_attributes
 from server.shopper import ShopperState
 from server.store.records import StoreUnavailable
-from server.web.api import Param, check_admin
+from server.web.api import Param
 from server.web.errors import BadRequest
+from server.web.security import require_admin
 
 SLOTS = Param("slot", "The page's slots to decide (home_hero, promo…).", kind="ids", required=True,
               max_items=20)
@@ -27,9 +28,7 @@ FORCE = Param("force", "QA: `experiment:variant` pairs to show, never recorded (
 def forced_variants(request: web.Request, pairs: list[str]) -> dict[str, str]:
     if not pairs:
         return {}
-    token = request.app[SETTINGS].server.admin_token
-    if token:
-        check_admin(request, token.encode())
+    require_admin(request, request.app[SETTINGS].security)
     out = {}
     for pair in pairs:
         experiment, sep, variant = pair.partition(":")

@@ -37,12 +37,15 @@ class Served:
 class ModelHolder:
     """Holds the current Served model; `watch()` polls the store's CURRENT pointer."""
 
-    def __init__(self, store: Path, *, on_refused: Callable[[], None] | None = None):
+    def __init__(self, store: Path, *, on_refused: Callable[[], None] | None = None,
+                 on_swap: Callable[[Served, int], None] | None = None):
+        """`on_swap(served, reloads)` is called after each new version is swapped in."""
         self.store = Path(store)
         self.current: Served | None = None
         self.last_error: str | None = None
         self.reloads = 0
         self.on_refused = on_refused
+        self.on_swap = on_swap
         self._refused: tuple[str, tuple] | None = None  # (version, its files' signature)
         self._log = LogOnce(log, every_s=3_600.0)
 
@@ -97,6 +100,8 @@ class ModelHolder:
             # still freed by reference counting when the next swap drops the last reference.
             gc.collect()
             gc.freeze()
+            if self.on_swap is not None and served is not None:
+                self.on_swap(served, self.reloads)
         return served
 
     async def watch(self, interval_s: float) -> None:

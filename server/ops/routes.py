@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from models import artifact
-from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, TRENDING
+from server.appkeys import HEALTH, METRICS, MODELS, OPENAPI, REDIS, SETTINGS, TRENDING
 from server.recommend.params import current
 from server.schemas import Health, ModelInfo
 from server.web.api import Api, json_response
 from server.web.errors import BadRequest, NotFound
 from server.web.openapi import as_served
+from server.web.security import insecure_warnings
 
 api = Api("operations")
 
@@ -23,23 +25,22 @@ api = Api("operations")
 def _model_info(request: web.Request) -> ModelInfo:
     model = current(request).model
     m = model.art.manifest
-    return ModelInfo(version=model.version, created=m["created"], loaded_at=model.loaded_at,
+    loaded_at = datetime.fromtimestamp(model.loaded_at, UTC).isoformat(timespec="seconds")
+    return ModelInfo(version=model.version, created=m["created"], loaded_at=loaded_at,
                      counts=m["counts"], params=m["params"], metrics=m.get("metrics", {}),
                      index=m.get("index", {}), reload_error=request.app[MODELS].last_error)
 
 
 @api.get("/v1/models/current", summary="The model version being served, its parameters and evaluation",
-         response=ModelInfo, errors=(503,))
+         response=ModelInfo, errors=(503,), auth="admin")
 async def get_current_model(request: web.Request, p: dict) -> web.Response:
     return json_response(_model_info(request))
 
 
 @api.post("/v1/admin/reload", summary="Load the version CURRENT points to now (also polled automatically)",
-          response=ModelInfo, errors=(503,), admin=True)
+          response=ModelInfo, errors=(503,), auth="admin")
 async def post_reload(request: web.Request, p: dict) -> web.Response:
-    holder = request.app[MODELS]
-    await holder.reload(force=True)  # an operator asking: try a refused version again
-    request.app[METRICS].model_reloads.set(holder.reloads)
+    await request.app[MODELS].reload(force=True)  # an operator asking: try a refused version again
     return json_response(_model_info(request))
 
 
@@ -95,11 +96,10 @@ async def post_current_model(request: web.Request, p: dict) -> web.Response:
     except artifact.ArtifactError as exc:
         raise BadRequest(f"version {version} refused: {exc}") from None
     await holder.reload()
-    request.app[METRICS].model_reloads.set(holder.reloads)
     return json_response(_model_info(request))
 
 
-@api.get("/healthz", summary="Liveness: the process answers", response=Health)
+@api.get("/healthz", summary="Liveness: the process answers", response=Health, auth=None)
 async def healthz(request: web.Request, p: dict) -> web.Response:
     model = request.app[MODELS].model
     return json_response(Health(status="ok", model_version=model.version if model else None))
@@ -108,11 +108,15 @@ async def healthz(request: web.Request, p: dict) -> web.Response:
 @api.get("/readyz", summary="Readiness: a model is loaded and Redis answers (503 with the reason if not); "
                              "`detail` also names what an operator must act on while serving (Redis "
                              "persistence, the export's backlog, a refused model version)",
-         response=Health, responses={"503": {"description": "Not ready: `detail` says why", "content": {
-             "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}})
+         description="`warnings` says what is open on this server (no API keys, no admin token).",
+         response=Health, auth=None, responses={"503": {
+             "description": "Not ready: `detail` says why", "content": {
+                 "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}})
 async def readyz(request: web.Request, p: dict) -> web.Response:
     holder = request.app[MODELS]
     redis_ok = await request.app[REDIS].ping()
+    if not redis_ok:
+        request.app[METRICS].redis_error("ping", timeout=False)
     model = holder.model
     ready = model is not None and redis_ok
     health, trending = request.app[HEALTH], request.app[TRENDING]
@@ -126,17 +130,20 @@ async def readyz(request: web.Request, p: dict) -> web.Response:
     if redis_ok and not trending.healthy:
         problems.append(f"trending lists stale: {trending.last_error}")
     body = Health(status="ready" if ready else "not_ready", model_version=model.version if model else None,
-                  redis=redis_ok, detail="; ".join(problems) or None)
+                  redis=redis_ok, detail="; ".join(problems) or None,
+                  warnings=insecure_warnings(request.app[SETTINGS].security))
     return json_response(body, status=200 if ready else 503)
 
 
-@api.get("/metrics", summary="Prometheus metrics", responses={"200": {
-    "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@api.get("/metrics", summary="Prometheus metrics (the whole server, every worker)", auth=None,
+         responses={"200": {"description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(request: web.Request, p: dict) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@api.get("/openapi.json", summary="This document", responses={"200": {"description": "OpenAPI 3.1 document"}})
+@api.get("/openapi.json", summary="This document", auth=None,
+         responses={"200": {"description": "OpenAPI 3.1 document"}})
 async def openapi(request: web.Request, p: dict) -> web.Response:
     return json_response(as_served(request.app[OPENAPI], int(time.time() * 1000)))

@@ -1,70 +1,207 @@
-"""Running the server: one process, or N worker processes on one port (SO_REUSEPORT).
+"""Running the server: one process, or a supervisor and N worker processes on one port.
 
-With several workers the parent starts the embedded Redis once (when no REDIS_URL is set)
-and hands its URL to the workers; the model files are memory-mapped, so the workers share
-their pages. SIGTERM/SIGINT stop the workers, then Redis.
+- The port is claimed first (server/ops/port.py): a second server on a used port stops with a
+  clear message and a non-zero exit instead of silently sharing it.
+- One process (`server.workers = 1`) serves directly; restarting it is the job of what started
+  it (systemd, Docker's restart policy, Kubernetes).
+- With N workers the parent starts the embedded Redis once, supervised (or attaches to the one
+  already answering in the data directory: never two on one append-only file), then supervises: a
+  worker that dies is logged and restarted, at once the first time, then backing off (0.5 s
+  doubling to 30 s) while it keeps dying within 10 s of its start. Workers are spawned (a fresh
+  interpreter: no state copied from the parent), listen with SO_REUSEPORT among themselves,
+  and die with the parent (PR_SET_PDEATHSIG), as does the embedded Redis: a `kill -9` of the
+  server leaves no process behind.
+- Metrics: the workers write prometheus_client's multiprocess files in one directory per run,
+  so any worker's `/metrics` answers for the whole server (server/ops/metrics.py).
+
+Gunicorn (with aiohttp's worker) supervises too, but it halts the whole server when a worker
+fails to boot instead of backing off, and would be a second configuration system beside
+server/settings.py; and its workers accept on one shared socket, which spreads connections
+unevenly: with two workers the busiest took 62-68% of new connections over two runs, against
+50-51% with SO_REUSEPORT (throughput showed no consistent difference on this noisy VM;
+benchmarks/results/accept_balance.md).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
+from server.ops.lifeline import die_with_parent
+from server.ops.logs import configure_logging
+from server.ops.port import PortInUse, claim_port
 from server.settings import Settings
 
+log = logging.getLogger("vitrine.workers")
+EXIT_CANNOT_LISTEN = 3  # a worker that can't bind its port: restarting it won't help
+STABLE_S = 10.0  # a worker that lived this long before dying is not crash-looping
+MAX_BACKOFF_S = 30.0
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch, read at its import
+METRICS_DIR_PREFIX = "vitrine-metrics-"  # + the supervisor's pid
 
-def _run(settings: Settings) -> None:
+
+def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None = None) -> None:
     from aiohttp import web
 
     from server.app import create_app
 
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     if sys.platform != "win32":
         import uvloop
 
         uvloop.install()
-    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port, reuse_port=True,
-                access_log=None, print=None, handle_signals=True)
+    try:
+        web.run_app(create_app(settings, metrics_dir=metrics_dir), host=settings.server.host,
+                    port=settings.server.port, reuse_port=reuse_port, access_log=None, print=None,
+                    handle_signals=True)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            log.error("cannot listen on %s:%s: %s", settings.server.host, settings.server.port, exc.strerror)
+            sys.exit(EXIT_CANNOT_LISTEN)
+        raise
+
+
+def _worker(settings: Settings, parent_pid: int, metrics_dir: Path) -> None:
+    """A worker process's entry point (spawned)."""
+    die_with_parent(parent_pid)
+    configure_logging(settings.server)
+    _run_app(settings, reuse_port=True, metrics_dir=metrics_dir)
 
 
 def serve(settings: Settings) -> int:
-    host, port = settings.server.host, settings.server.port
-    if settings.server.workers == 1:
-        redis = settings.redis.url or f"embedded in {settings.data.dir}"
-        print(f"vitrine: serving on http://{host}:{port} "
-              f"(model store {settings.model.store}, Redis {redis})", flush=True)
-        _run(settings)
-        return 0
-    from server.store.embedded import EmbeddedRedis
-
-    embedded = None
-    if not settings.redis.url:
-        embedded = EmbeddedRedis(settings.data.dir / "redis").start()
-        settings = settings.replace(**{"redis.url": embedded.url})
-    ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_run, args=(settings,), name=f"vitrine-worker-{i}")
-               for i in range(settings.server.workers)]
-    for w in workers:
-        w.start()
-    print(f"vitrine: {len(workers)} workers on http://{host}:{port}", flush=True)
-
-    def stop(signum, frame):  # noqa: ARG001
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    host, port, n = settings.server.host, settings.server.port, settings.server.workers
+    configure_logging(settings.server)
     try:
-        for w in workers:
-            w.join()
+        lock = claim_port(host, port)
+    except PortInUse as exc:
+        print(f"vitrine: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        redis = settings.redis.url or f"embedded in {settings.data.dir}"
+        print(f"vitrine: serving on http://{host}:{port} with {n} worker{'s' * (n > 1)} "
+              f"(model store {settings.model.store}, Redis {redis})", flush=True)
+        if n == 1:
+            _run_app(settings, reuse_port=False)
+            return 0
+        return _serve_workers(settings)
     finally:
-        stop(None, None)
-        for w in workers:
-            w.join(10)
-        if embedded is not None:
-            embedded.stop()
-    return 0
+        if lock is not None:
+            lock.close()
+
+
+def _serve_workers(settings: Settings) -> int:
+    from server.store.embedded import supervised_redis
+
+    _remove_stale_metrics_dirs()
+    metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)  # inherited by the spawned workers
+    try:
+        # The embedded Redis, restarted by its own supervisor thread if it dies (the workers see
+        # it unreachable meanwhile), or the one already answering in the data directory.
+        with supervised_redis(settings.redis.url, settings.data.dir) as (url, _):
+            return Supervisor(settings.replace(**{"redis.url": url}), metrics_dir).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _remove_stale_metrics_dirs() -> None:
+    """A server killed with -9 could not remove its run's metrics directory: the next one does."""
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}*"):
+        pid = path.name.removeprefix(METRICS_DIR_PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: BaseProcess | None = None
+    started: float = 0.0
+    quick_deaths: int = 0  # consecutive deaths within STABLE_S of the start
+    due: float = 0.0  # when to start it (monotonic)
+
+
+class Supervisor:
+    """Keeps `settings.server.workers` workers running until SIGTERM or SIGINT."""
+
+    def __init__(self, settings: Settings, metrics_dir: Path, target=None):
+        """`target(settings, parent_pid, metrics_dir)`: a worker's entry point (an importable
+        function: workers are spawned)."""
+        self.settings, self.metrics_dir = settings, metrics_dir
+        self.target = target or _worker
+        self.slots = [_Slot(i) for i in range(settings.server.workers)]
+        self.context = multiprocessing.get_context("spawn")
+        self.stopping = False
+        self.exit_code = 0
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.process is None and now >= slot.due:
+                        self._start(slot)
+                    elif slot.process is not None and not slot.process.is_alive():
+                        self._died(slot, now)
+                pending = [s.due - now for s in self.slots if s.process is None]
+                alive = [s.process.sentinel for s in self.slots if s.process is not None]
+                wait(alive, timeout=max(0.01, min(pending, default=1.0)))
+        finally:
+            self._terminate_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.exit_code
+
+    def _start(self, slot: _Slot) -> None:
+        slot.process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
+                                            args=(self.settings, os.getpid(), self.metrics_dir))
+        slot.process.start()
+        slot.started = time.monotonic()
+
+    def _died(self, slot: _Slot, now: float) -> None:
+        from prometheus_client import multiprocess
+
+        proc, slot.process = slot.process, None
+        multiprocess.mark_process_dead(proc.pid, str(self.metrics_dir))  # its live gauges go
+        if proc.exitcode == EXIT_CANNOT_LISTEN:
+            log.error("worker %d cannot listen on the port; stopping the server", slot.index)
+            self.stopping, self.exit_code = True, 1
+            return
+        lived = now - slot.started
+        slot.quick_deaths = slot.quick_deaths + 1 if lived < STABLE_S else 0
+        delay = 0.0 if slot.quick_deaths < 2 else min(0.25 * 2 ** (slot.quick_deaths - 1), MAX_BACKOFF_S)
+        slot.due = now + delay
+        how = (f"signal {signal.Signals(-proc.exitcode).name}" if proc.exitcode and proc.exitcode < 0
+               else f"exit code {proc.exitcode}")
+        log.error("worker %d (pid %d) died (%s) after %.1f s; restarting it in %.1f s",
+                  slot.index, proc.pid, how, lived, delay,
+                  extra={"worker": slot.index, "pid_died": proc.pid, "restart_in_s": delay})
+
+    def _stop(self, signum: int, frame: object) -> None:  # noqa: ARG002
+        self.stopping = True
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate()
+
+    def _terminate_all(self, timeout_s: float = 10.0) -> None:
+        running = [s.process for s in self.slots if s.process is not None]
+        for proc in running:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for proc in running:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()

@@ -27,7 +27,7 @@ def _file(name: str, content_type: str, cache: str) -> web.Response:
 
 @api.get("/vitrine.js", summary="The browser client: events (batched, retried, idempotent) and a page's "
                                 "recommendations and variants in one call (docs/browser.md)",
-         responses={"200": {"description": "An ES module", "content": {"text/javascript": {}}}})
+         responses={"200": {"description": "An ES module", "content": {"text/javascript": {}}}}, auth=None)
 async def vitrine_js(request: web.Request, p: dict) -> web.Response:
     # A stable path storefronts import; short cache so a Vitrine upgrade reaches browsers soon.
     return _file("vitrine.js", "text/javascript", "public, max-age=300")
@@ -35,7 +35,8 @@ async def vitrine_js(request: web.Request, p: dict) -> web.Response:
 
 @api.get("/dashboard", summary="The operator dashboard (HTML; its data needs the admin token, typed in "
                                "the page or given as #token=… in its address)",
-         responses={"200": {"description": "A self-contained HTML page", "content": {"text/html": {}}}})
+         responses={"200": {"description": "A self-contained HTML page", "content": {"text/html": {}}}},
+         auth=None)
 async def dashboard(request: web.Request, p: dict) -> web.Response:
     return _file("dashboard.html", "text/html", "no-store")
 
@@ -47,7 +48,8 @@ DEMO_FILES = {"": ("index.html", "text/html"), "shop.js": ("shop.js", "text/java
 @api.get("/demo/{file}", summary="The demo storefront (when `server.demo` is on): the synthetic catalog as a "
                                  "shop built on vitrine.js",
          params=(Param("file", "`` (the shop), `shop.js` or `shop.css`.", where="path"),),
-         responses={"200": {"description": "The shop's files", "content": {"text/html": {}}}}, errors=(404,))
+         responses={"200": {"description": "The shop's files", "content": {"text/html": {}}}}, errors=(404,),
+         auth=None)
 async def demo(request: web.Request, p: dict) -> web.Response:
     found = DEMO_FILES.get(p["file"])
     if not request.app[SETTINGS].server.demo or found is None:
@@ -56,7 +58,8 @@ async def demo(request: web.Request, p: dict) -> web.Response:
 
 
 @api.get("/demo/", summary="The demo storefront's page (when `server.demo` is on)",
-         responses={"200": {"description": "The shop", "content": {"text/html": {}}}}, errors=(404,))
+         responses={"200": {"description": "The shop", "content": {"text/html": {}}}}, errors=(404,),
+         auth=None)
 async def demo_index(request: web.Request, p: dict) -> web.Response:
     if not request.app[SETTINGS].server.demo:
         raise NotFound("no such page (the demo shop is on with server.demo, as `vitrine demo` sets it)")

@@ -7,7 +7,8 @@ trending) goes through `finish()`, in this order:
    affinity (merchandising boosts and buries join here);
 3. diversity: at most a share of `k` from one category;
 4. pinned positions (merchandising, next);
-5. reasons: why each item is there, naming only items the shopper really saw.
+5. reasons: why each item is there, naming only items the shopper really saw; an item the
+   diversity cap brought in says so ("for variety"), a popular top-up says "popular".
 
 Pure functions over the ServingModel and its Caches (no I/O), so a rule or a live stock change
 added here applies to every answer at once.
@@ -27,6 +28,7 @@ from server.recommend.retrieval import Query
 from server.store.records import LiveSession
 
 _VERB = {"view": "viewed", "add_to_cart": "added to your cart", "purchase": "bought"}
+VARIETY = "for variety"  # the reason of an item the diversity cap brought in
 
 
 @dataclass(slots=True)
@@ -143,7 +145,13 @@ def finish(model: ServingModel, caches: Caches, items: np.ndarray, scores: np.nd
         share, lead = affinity
         scores = scores + affinity_weight * share[cats]
     top, top_scores, top_cats = diverse_top(items, scores, cats, k, category_share)
-    return Ranked(top, top_scores, reasons(model, top, top_cats, explain, lead), explain.rung)
+    why = reasons(model, top, top_cats, explain, lead)
+    if category_share < 1 and scores.size > len(top):
+        # Below the k-th best score, an item is there only because the diversity cap made room:
+        # its rung's reason ("because you viewed <a toy>") would not be true of it.
+        kth = float(scores[(-scores).argpartition(len(top) - 1)[len(top) - 1]])
+        why = [VARIETY if s < kth else r for r, s in zip(why, top_scores, strict=True)]
+    return Ranked(top, top_scores, why, explain.rung)
 
 
 def reasons(model: ServingModel, top: list[int], top_cats: list[int], explain: Explain,

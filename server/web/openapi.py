@@ -13,11 +13,14 @@ import msgspec
 from server.schemas import ErrorBody
 from server.settings import Settings
 from server.web.api import Api, Operation
+from server.web.security import PUBLIC_HEADER, Credentials
 
 REF = "#/components/schemas/{name}"
-ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)", 401: "Missing or wrong admin token",
+ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)",
+              401: "Missing or wrong API key or admin token",
               404: "Unknown item or category", 405: "Method not allowed (`Allow` lists the methods)",
               413: "Too many events or body too large", 422: "No valid event (each is explained)",
+              429: "Over this key's event rate: nothing stored, retry after `Retry-After` seconds",
               501: "A feature this install lacks (the detail names the extra to install)",
               503: "Not ready, or Redis unavailable (events are not acknowledged: retry)"}
 
@@ -26,7 +29,13 @@ def _json(name: str) -> dict:
     return {"content": {"application/json": {"schema": {"$ref": REF.format(name=name)}}}}
 
 
-def _operation(op: Operation, settings: Settings) -> dict:
+HTTP_LAYER_400 = ("; a request line over server.max_body_bytes or a header over 8 KiB is refused by the "
+                  "HTTP layer, in text/plain")
+SECURITY = {"public": [{"apiKey": []}, {"adminToken": []}], "admin": [{"adminToken": []}]}
+AUTH_TEXT = {"public": "a storefront key", "admin": "admin", None: "none"}
+
+
+def _operation(op: Operation, settings: Settings, credentials: Credentials) -> dict:
     out: dict = {"operationId": op.handler.__name__, "summary": op.summary, "tags": [op.tag]}
     if op.description:
         out["description"] = op.description
@@ -38,20 +47,29 @@ def _operation(op: Operation, settings: Settings) -> dict:
     if op.response is not None:
         responses["200"] = {"description": "OK", **_json(op.response.__name__)}
     responses.update(op.responses)
-    for status in (*op.errors, *((401,) if op.admin and settings.server.admin_token else ())):
+    enforced = credentials.enforced(op.auth)
+    for status in sorted((*op.errors, *((401,) if enforced else ()))):
         responses[str(status)] = {"description": ERROR_TEXT[status], **_json("ErrorBody")}
-    out["responses"] = responses
-    if op.admin and settings.server.admin_token:  # without a token the endpoint is open: say so
-        out["security"] = [{"adminToken": []}]
+    # Any request: aiohttp's HTTP parser refuses a request line over its limit (the app raises it
+    # to server.max_body_bytes) or a header over 8 KiB before the application sees it, with a
+    # text/plain 400.
+    bad = responses.get("400") or {"description": "Bad request", **_json("ErrorBody")}
+    responses["400"] = {"description": bad["description"] + HTTP_LAYER_400,
+                        "content": {**bad.get("content", {}), "text/plain": {"schema": {"type": "string"}}}}
+    out["responses"] = dict(sorted(responses.items()))
+    # What this server enforces: with no key configured, nothing is declared (and /readyz warns).
+    if enforced:
+        out["security"] = SECURITY[op.auth]
     return out
 
 
 def document(apis: list[Api], settings: Settings) -> dict:
     types = {ErrorBody}
     paths: dict[str, dict] = {}
+    credentials = Credentials(settings.security)
     for api in apis:
         for op in api.operations:
-            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, settings)
+            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, settings, credentials)
             types.update(t for t in (op.response, *op.schemas) if t is not None)
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(ordered, ref_template=REF)
@@ -63,8 +81,11 @@ def document(apis: list[Api], settings: Settings) -> dict:
                  "Real-time personalization and recommendations for online stores."},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": PUBLIC_HEADER,
+                       "description": "a storefront key: one of `security.public_keys` "
+                                      "(VITRINE_SECURITY_PUBLIC_KEYS)"},
             "adminToken": {"type": "http", "scheme": "bearer",
-                           "description": "`server.admin_token` (VITRINE_SERVER_ADMIN_TOKEN)"}}},
+                           "description": "`security.admin_token` (VITRINE_SECURITY_ADMIN_TOKEN)"}}},
     }
 
 
@@ -91,8 +112,7 @@ def markdown(apis: list[Api], settings: Settings) -> str:
     out = []
     for api in apis:
         for op in api.operations:
-            admin = " (admin)" if op.admin else ""
-            out += [f"### `{op.method} {op.path}`", "", f"{op.summary}{admin}.", ""]
+            out += [f"### `{op.method} {op.path}`", "", f"{op.summary}. Key: {AUTH_TEXT[op.auth]}.", ""]
             if op.params:
                 out += ["| parameter | in | type | meaning |", "| --- | --- | --- | --- |"]
                 for p in op.params:

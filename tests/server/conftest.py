@@ -24,7 +24,7 @@ def model_store(tmp_path_factory, synthetic_store):
 
 
 def make_settings(model_store, redis_url, tmp_path, **overrides) -> Settings:
-    """Settings for a test app; `overrides` by dotted name: `**{"server.admin_token": "x"}`.
+    """Settings for a test app; `overrides` by dotted name: `**{"security.admin_token": "x"}`.
     A generous deadline: CI machines are noisy and these tests check behaviour, not speed."""
     return Settings().replace(**{"model.store": model_store, "redis.url": redis_url, "data.dir": tmp_path,
                                  "recommend.deadline_ms": 500, "model.reload_interval_s": 0.05,

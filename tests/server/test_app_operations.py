@@ -109,7 +109,7 @@ async def test_corrupt_new_version_keeps_serving_the_old_one(aiohttp_client, mod
 
 
 async def test_admin_token_guards_reload(aiohttp_client, model_store, redis_url, tmp_path):
-    settings = make_settings(model_store, redis_url, tmp_path, **{"server.admin_token": "s3cret"})
+    settings = make_settings(model_store, redis_url, tmp_path, **{"security.admin_token": "s3cret"})
     client = await aiohttp_client(create_app(settings))
     for headers in ({}, {"Authorization": "s3cret"}, {"Authorization": "Bearer wrong"},
                     {"Authorization": "Basic s3cret"}):

@@ -1,6 +1,10 @@
-"""`pip install 'vitrine[server]'` in a fresh virtual environment serves a published model, and
-carries none of the trainer's libraries (DESIGN.md: the online install stays light)."""
+"""The image's install, replayed without a Docker engine: the Dockerfile's build context (its COPY
+lines, .dockerignore applied) installed with `pip install .` in a fresh virtual environment
+serves a published model, passes the image's HEALTHCHECK command, and carries none of the
+trainer's libraries (DESIGN.md: the online install stays light)."""
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.container import build_context, stages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,11 +34,12 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
-def test_the_server_only_install_serves_a_model_without_the_trainer(tmp_path, model_store):
+def test_the_image_install_serves_a_model_without_the_trainer(tmp_path, model_store):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"{ROOT}[server]"], check=True,
-                   cwd=tmp_path)
+    context = build_context(tmp_path / "context")
+    assert not (context / "models" / "store").exists() and (context / "server" / "store" / "lua").is_dir()
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(context)], check=True, cwd=tmp_path)
     python = str(venv / "bin" / "python")
     for library in ("implicit", "scipy", "pyarrow"):
         probe = subprocess.run([python, "-c", f"import {library}"], capture_output=True, cwd=tmp_path)
@@ -60,6 +67,15 @@ def test_the_server_only_install_serves_a_model_without_the_trainer(tmp_path, mo
             time.sleep(0.2)
         status, body = _get(f"http://127.0.0.1:{port}/v1/recommendations?session_id=s&k=5")
         assert status == 200 and b'"rung"' in body
+        # The image's HEALTHCHECK command, as Docker would run it in the container.
+        healthcheck = next(i.args for i in stages()[-1] if i.keyword == "HEALTHCHECK")
+        command = json.loads(healthcheck[healthcheck.index("CMD ") + 4:])
+        assert command[0] == "python"
+        env = {**os.environ, "VITRINE_SERVER_PORT": str(port)}
+        assert subprocess.run([python, *command[1:]], env=env, timeout=10).returncode == 0
+        env["VITRINE_SERVER_PORT"] = str(_free_port())  # nothing there: unhealthy
+        unhealthy = subprocess.run([python, *command[1:]], env=env, capture_output=True, timeout=10)
+        assert unhealthy.returncode != 0
     finally:
         server.terminate()
         server.wait(20)

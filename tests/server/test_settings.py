@@ -69,7 +69,7 @@ def test_every_setting_is_documented_with_its_default():
 def test_vitrine_config_prints_values_and_sources(monkeypatch, capsys):
     monkeypatch.setenv("VITRINE_RECOMMEND_DEADLINE_MS", "42")
     monkeypatch.setenv("VITRINE_DEADLNE_MS", "1")
-    monkeypatch.setenv("VITRINE_SERVER_ADMIN_TOKEN", "do-not-print")
+    monkeypatch.setenv("VITRINE_SECURITY_ADMIN_TOKEN", "do-not-print")
     assert main(["config"]) == 0
     out, err = capsys.readouterr()
     line = next(x for x in out.splitlines() if x.startswith("recommend.deadline_ms"))

@@ -28,7 +28,7 @@ export class Vitrine {
   /**
    * @param {object} options
    * @param {string} [options.baseUrl]   Vitrine's address ("" = this page's origin)
-   * @param {string} [options.key]       a public API key (sent as `Authorization: Bearer …`)
+   * @param {string} [options.key]       a public API key (sent as `X-API-Key`)
    * @param {string} [options.userId]    the signed-in shopper, if any
    * @param {number} [options.flushMs]   how long events wait to be sent together (default 250)
    * @param {number} [options.maxBatch]  events per request (default 100; the server's limit is 500)
@@ -181,7 +181,7 @@ export class Vitrine {
   _headers(json) {
     const headers = {};
     if (json) headers["Content-Type"] = "application/json";
-    if (this.key) headers.Authorization = "Bearer " + this.key;
+    if (this.key) headers["X-API-Key"] = this.key;
     return headers;
   }
 }

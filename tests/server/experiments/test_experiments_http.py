@@ -26,7 +26,7 @@ DOC = {
 
 
 def _settings(model_store, redis_url, tmp_path, **more):
-    return make_settings(model_store, redis_url, tmp_path, **{"server.admin_token": TOKEN, **more})
+    return make_settings(model_store, redis_url, tmp_path, **{"security.admin_token": TOKEN, **more})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _settings(model_store, redis_url, tmp_path):
-    return make_settings(model_store, redis_url, tmp_path, **{"server.admin_token": TOKEN})
+    return make_settings(model_store, redis_url, tmp_path, **{"security.admin_token": TOKEN})
 
 
 async def test_versions_are_listed_and_a_rollback_is_checked_first(aiohttp_client, model_store, redis_url,

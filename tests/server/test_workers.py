@@ -1,0 +1,168 @@
+"""`vitrine serve` as operators run it: supervised workers, one server per port, metrics that add
+up across workers, and nothing left behind by a `kill -9`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.server.processes import VITRINE, alive, children, free_port, http, serve, stop, wait_ready, workers
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(\{[^}]*\})? (\S+)$", line)
+        if not m or m[1] != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m[2] or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m[3])
+    return total
+
+
+def _until(check, timeout_s: float, interval_s: float = 0.02):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+@pytest.fixture
+def two_workers(tmp_path, model_store):
+    port, log = free_port(), tmp_path / "server.log"
+    proc = serve(port, model_store, tmp_path / "data", log, "--workers", "2")
+    try:
+        wait_ready(proc, port, log)
+        assert _until(lambda: len(workers(proc.pid)) == 2, 10), children(proc.pid)
+        yield proc, port, log
+    finally:
+        stop(proc)
+
+
+def test_a_killed_worker_is_back_within_2s_and_metrics_count_every_request(two_workers):
+    proc, port, log = two_workers
+    base = f"http://127.0.0.1:{port}"
+    route = "/v1/recommendations"
+    sent = 0
+    for n in range(120):  # each on its own connection: SO_REUSEPORT spreads them over both workers
+        status, _, _ = http(f"{base}{route}?session_id=s{n}&k=5")
+        assert status == 200
+        sent += 1
+    before = workers(proc.pid)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    replaced = _until(lambda: (w := workers(proc.pid)) - before and len(w) == 2 and w, 5, 0.005)
+    back_s = time.monotonic() - killed_at
+    assert replaced and victim not in replaced, (replaced, log.read_text()[-2000:])
+    assert back_s < 2.0, f"the worker took {back_s:.2f} s to be restarted"
+    # Meanwhile and after, the server keeps answering (the surviving worker, then both).
+    for n in range(120):
+        status, _, _ = http(f"{base}{route}?session_id=t{n}&k=5")
+        assert status == 200
+        sent += 1
+
+    def serving_pids():
+        text = http(f"{base}/metrics")[2].decode()
+        return {int(p) for p in re.findall(r'vitrine_model_info\{pid="(\d+)",version="[^"]+"\} 1\.0', text)}
+
+    # The new worker loads the model and serves: both live workers report a model.
+    assert _until(lambda: serving_pids() == replaced, 60, 0.05), (serving_pids(), replaced)
+    print(f"worker restarted in {back_s:.2f} s, serving {time.monotonic() - killed_at:.2f} s after the kill")
+    text = http(f"{base}/metrics")[2].decode()
+    # One scrape sees the whole server: the killed worker's requests included.
+    assert _metric(text, "vitrine_requests_total", route=route, status="200") == sent
+    assert _metric(text, "vitrine_request_seconds_count", route=route) == sent
+    assert _metric(text, "vitrine_recommendation_rung_total") == sent
+    assert "died (signal SIGKILL)" in log.read_text()
+
+
+def test_a_second_server_on_a_used_port_exits_with_a_clear_message(two_workers, tmp_path, model_store):
+    _, port, _ = two_workers
+    for args in (("--workers", "2"), ()):
+        second = subprocess.run([*VITRINE, "serve", "--port", str(port), "--store", str(model_store),
+                                 "--data-dir", str(tmp_path / "other"), *args],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stderr
+        assert f"port {port} is already served by another `vitrine serve`" in second.stderr
+    # Nothing of the second server is left: no Redis started in its data directory.
+    assert not (tmp_path / "other" / "redis").exists()
+
+
+def test_a_port_held_by_another_program_is_refused(tmp_path, model_store):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = subprocess.run([*VITRINE, "serve", "--port", str(port), "--store", str(model_store),
+                                 "--data-dir", str(tmp_path / "data"), "--workers", "2"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "another program" in result.stderr
+
+
+@pytest.mark.parametrize("n_workers", ["1", "2"])
+def test_kill_9_of_the_server_leaves_no_process_behind(tmp_path, model_store, n_workers):
+    port, log = free_port(), tmp_path / "server.log"
+    proc = serve(port, model_store, tmp_path / "data", log, "--workers", n_workers)
+    try:
+        wait_ready(proc, port, log)
+        kids = children(proc.pid)
+        redis = [p for p, cmd in kids.items() if "redis-server" in cmd]
+        assert len(redis) == 1, kids
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = lambda: [p for p in kids if alive(p)]  # noqa: E731
+        _until(lambda: not left(), 20)
+        assert not left(), {p: kids[p] for p in left()}
+        if n_workers == "2":  # the killed run's metrics directory is left, for the next server to remove
+            assert list(Path(tempfile.gettempdir()).glob(f"vitrine-metrics-{proc.pid}-*"))
+        # The next server on the same data directory starts its own Redis (the AOF intact).
+        port2 = free_port()
+        again = serve(port2, model_store, tmp_path / "data", log, "--workers", n_workers)
+        try:
+            wait_ready(again, port2, log)
+            assert not list(Path(tempfile.gettempdir()).glob(f"vitrine-metrics-{proc.pid}-*"))
+        finally:
+            stop(again)
+    finally:
+        stop(proc)
+
+
+def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from server.ops.logs import configure_logging\n"
+        "from server.ops.workers import Supervisor\n"
+        "from server.settings import Settings\n"
+        "from tests.server.processes import crashing_worker\n"
+        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0})\n"
+        "configure_logging(settings.server)\n"
+        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker).run())\n")
+    log = tmp_path / "supervisor.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=out,
+                                cwd=Path(__file__).resolve().parents[2])
+    pattern = r"died \(exit code 7\) after [\d.]+ s; restarting it in ([\d.]+) s"
+    try:
+        _until(lambda: len(re.findall(pattern, log.read_text())) >= 4, 60, 0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    delays = [float(d) for d in re.findall(pattern, log.read_text())]
+    # At once the first time, then 0.5 s doubling while it keeps dying within 10 s of its start.
+    assert delays[:4] == [0.0, 0.5, 1.0, 2.0], log.read_text()[-2000:]
+    assert proc.returncode == 0

@@ -25,7 +25,7 @@ imports this module only for its names.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 POSITION = "_position"
+SHARD_PREFIX = "shard-"  # <root>/shard-<n>/: the archive of one stream shard
 PENDING = "_pending"  # the batch being written: its name and days, until committed
 DAY_MS = 86_400_000
 _PART_RE = re.compile(r"^part-(\d+-\d+)_(\d+-\d+)\.parquet$")
@@ -85,13 +86,14 @@ def committed_position(root: str | Path, *, filesystem: pafs.FileSystem | None =
 
 def write_batch(
     root: str | Path,
-    events: Sequence[Event],
+    events: Sequence[Event | Mapping],
     first_id: str,
     last_id: str,
     *,
     filesystem: pafs.FileSystem | None = None,
 ) -> list[str]:
-    """Archive the stream entries `first_id..last_id` (inclusive), whose events are `events`,
+    """Archive the stream entries `first_id..last_id` (inclusive), whose events are `events`
+    (Events, or their fields as accepted: an exporter passes old entries as they were stored),
     and commit `last_id` as the archive's position. Durable when it returns: the exporter may
     then trim the stream through `last_id`.
 
@@ -99,7 +101,8 @@ def write_batch(
     of an attempt killed before its commit are deleted by the next call, so rerunning from the
     committed position never leaves a copy. A range that starts inside the committed one raises
     ArchiveError (the exporter must resume after `committed_position`). Duplicate event_ids in
-    the batch are written once. Returns the paths of the parts written.
+    the batch (per shopper, as the server scopes them) are written once. Returns the paths of
+    the parts written.
     """
     first, last = stream_id_key(first_id), stream_id_key(last_id)
     if first > last:
@@ -144,23 +147,35 @@ def _drop_uncommitted(r: Root, committed: str | None) -> None:
             r.fs.delete_file(path)
 
 
-def _unique(events: Iterable[Event]) -> list[Event]:
-    seen: set[str] = set()
+def _row(event: Event | Mapping) -> dict:
+    if isinstance(event, Event):
+        return msgspec.to_builtins(event)
+    return {"quantity": 1, "channel": "web", **event}  # the fields msgpack omitted at their defaults
+
+
+def _shopper_key(row: Mapping) -> str:
+    """Event ids are scoped by shopper (the server's dedup): `u:<user>`, else `s:<session>`."""
+    return f"u:{row['user_id']}" if row.get("user_id") else f"s:{row.get('session_id')}"
+
+
+def _unique(events: Iterable[Event | Mapping]) -> list[dict]:
+    seen: set[tuple[str, str]] = set()
     out = []
-    for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            out.append(event)
+    for row in map(_row, events):
+        key = (_shopper_key(row), row["event_id"])
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
     return out
 
 
-def _tables_by_day(events: list[Event]) -> dict[str, pa.Table]:
+def _tables_by_day(rows: list[dict]) -> dict[str, pa.Table]:
     import pyarrow as pa
 
     by_day: dict[str, list[dict]] = {}
-    for event in events:
-        day = datetime.fromtimestamp(event.ts / 1000, UTC).date().isoformat()
-        by_day.setdefault(day, []).append(msgspec.to_builtins(event))
+    for row in rows:
+        day = datetime.fromtimestamp(row["ts"] / 1000, UTC).date().isoformat()
+        by_day.setdefault(day, []).append(row)
     schema = archive_schema()
     return {day: pa.Table.from_pylist(rows, schema=schema) for day, rows in by_day.items()}
 
@@ -211,10 +226,27 @@ def _to_ms(when: datetime | date | int | None, default: int) -> int:
     return int(when.timestamp() * 1000)
 
 
+def stream_roots(root: str | Path, *, filesystem: pafs.FileSystem | None = None) -> list[str]:
+    """The archives under one root: the root itself, and one per stream shard (`shard-<name>/`,
+    each with its own position: a sharded stream's ids are ordered within a shard only)."""
+    r = open_root(root, filesystem)
+    subs = [name for name in sorted(ls(r, r.path)) if name.startswith(SHARD_PREFIX)]
+    base = str(root).rstrip("/")
+    return [base, *(f"{base}/{name}" for name in subs)]
+
+
 def list_parts(root: str | Path, since: datetime | date | int | None = None,
                until: datetime | date | int | None = None, *,
                filesystem: pafs.FileSystem | None = None) -> list[str]:
-    """The committed part files whose day may hold events in [since, until), in stream order."""
+    """The committed part files whose day may hold events in [since, until): every shard's,
+    each in stream order."""
+    return [path for sub in stream_roots(root, filesystem=filesystem)
+            for path in _list_parts(sub, since, until, filesystem=filesystem)]
+
+
+def _list_parts(root: str | Path, since: datetime | date | int | None = None,
+                until: datetime | date | int | None = None, *,
+                filesystem: pafs.FileSystem | None = None) -> list[str]:
     r = open_root(root, filesystem)
     lo, hi = _to_ms(since, 0), _to_ms(until, 2**62)
     committed = committed_position(root, filesystem=filesystem)
@@ -245,7 +277,7 @@ def read_window(
     filesystem: pafs.FileSystem | None = None,
 ) -> pa.Table:
     """Archived events with `since` ≤ ts < `until` (datetimes, dates or Unix ms; None = open),
-    one row per event_id (the first archived), in time order. With `tombstones` (the default),
+    one row per shopper and event_id (the first archived), in time order. With `tombstones` (the default),
     events of erased users and sessions are left out, and so are the sessions an erased user
     was seen in. The table has `archive_schema()`; `training.readers` reads it as it reads files.
     """
@@ -275,10 +307,18 @@ def _first_per_event_id(table: pa.Table) -> pa.Table:
 
     if table.num_rows == 0:
         return table
+    import pyarrow.compute as pc
+
+    # Per shopper, as the server scopes event ids: another shopper reusing an id is another event.
+    shopper = pc.if_else(pc.is_valid(table["user_id"]),
+                         pc.binary_join_element_wise("u:", table["user_id"], ""),
+                         pc.binary_join_element_wise("s:", table["session_id"], ""))
     table = table.append_column("_row", pa.array(np.arange(table.num_rows)))
-    first = table.group_by("event_id", use_threads=False).aggregate([("_row", "min")])["_row_min"]
+    table = table.append_column("_shopper", shopper)
+    first = table.group_by(["_shopper", "event_id"], use_threads=False).aggregate(
+        [("_row", "min")])["_row_min"]
     keep = np.sort(first.to_numpy())
-    return table.take(pa.array(keep)).drop_columns(["_row"])
+    return table.take(pa.array(keep)).drop_columns(["_row", "_shopper"])
 
 
 def to_events(table: pa.Table) -> list[Event]:

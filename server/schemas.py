@@ -63,6 +63,9 @@ class ModelInfo(msgspec.Struct):
     metrics: dict
     index: dict
     reload_error: str | None = None
+    age_s: float = 0.0  # since the served version was created (trained)
+    # The last `vitrine retrain`'s outcome (models/retrain.py), when one ran on this store.
+    retrain: dict | None = None
 
 
 class Health(msgspec.Struct):

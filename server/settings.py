@@ -182,6 +182,14 @@ class DataSettings(_Section):
     dir: Annotated[Path, _doc(
         "data directory: the embedded Redis keeps its socket and append-only file in "
         "`<dir>/redis`")] = Path("var")
+    archive: Annotated[str, _doc(
+        "the event archive `vitrine events export` writes and `vitrine train --archive` / "
+        "`vitrine retrain` read: a directory or a pyarrow/fsspec URI (`s3://…`); unset: "
+        "`<data.dir>/archive`")] | None = None
+
+    @property
+    def archive_root(self) -> str:
+        return self.archive or str(self.dir / "archive")
 
 
 class ExperimentsSettings(_Section):

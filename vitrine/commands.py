@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from vitrine.cli import setting_flag
 
@@ -32,13 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--markdown", action="store_true", help="print docs/api.md's generated endpoint tables")
     o.set_defaults(handler=_openapi)
 
-    e = subparsers.add_parser("events", help="export the event stream to JSON Lines for training")
+    e = subparsers.add_parser("events", help="export the event stream into the Parquet event archive")
     e.add_argument("action", choices=("export",))
-    e.add_argument("--out", type=Path, required=True, help="directory for the .jsonl files")
+    setting_flag(e, "--archive", "data.archive", help="archive root (default: the data.archive setting, "
+                                                      "else <data.dir>/archive)")
     setting_flag(e, "--redis-url", "redis.url", help="Redis to export from (default: the configured one)")
     setting_flag(e, "--data-dir", "data.dir", help="data directory of the embedded Redis")
     setting_flag(e, "--prefix", "redis.prefix", help="key prefix the server was run with")
     e.add_argument("--keep", action="store_true", help="don't trim exported entries from the stream")
+    e.add_argument("--batch", type=int, default=10_000, help="stream entries per archived batch (commit)")
     e.set_defaults(handler=_export)
 
 
@@ -106,21 +107,22 @@ def _openapi(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from redis.exceptions import RedisError
 
+    from models.archive import ArchiveError
     from server.events.export import ExportBusy, export_events
     from server.store.connections import Connections
     from server.store.embedded import EmbeddedRedisError, redis_server
     from server.store.keys import Keys
 
     settings = args.settings
-    redis = settings.redis
+    redis, root = settings.redis, settings.data.archive_root
 
-    async def run() -> list[tuple[Path, int]]:
+    async def run() -> dict[str, int]:
         with redis_server(redis.url, settings.data.dir) as url:
             # Seconds, not the server's milliseconds: an export reads batches of thousands.
             conn = Connections(url, cluster=redis.cluster, timeout_s=max(redis.timeout_s, 10.0))
             try:
-                return await export_events(conn.client, args.out, Keys(redis.prefix, redis.stream_shards),
-                                           trim=not args.keep)
+                return await export_events(conn.client, root, Keys(redis.prefix, redis.stream_shards),
+                                           trim=not args.keep, batch=max(args.batch, 1))
             finally:
                 await conn.aclose()
 
@@ -129,11 +131,11 @@ def _export(args: argparse.Namespace) -> int:
     except ExportBusy as exc:
         print(f"vitrine: {exc}", file=sys.stderr)
         return 1
-    except (RedisError, OSError, EmbeddedRedisError) as exc:
+    except (RedisError, OSError, EmbeddedRedisError, ArchiveError) as exc:
         print(f"vitrine: cannot export: {exc}", file=sys.stderr)
         return 2
     if not written:
-        print("nothing new to export")
-    for path, n in written:
-        print(f"exported {n:,} events to {path}")
+        print(f"nothing new to export (archive {root})")
+    for sub, n in written.items():
+        print(f"exported {n:,} events to {sub}")
     return 0

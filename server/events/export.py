@@ -1,28 +1,28 @@
-"""Export the durable event streams to JSON Lines files the trainer reads (`vitrine train`).
+"""Export the durable event streams into the Parquet event archive the trainer reads
+(`vitrine train --archive`, `vitrine retrain`), exactly once.
 
-For each stream shard (and the single stream of versions before the shards), reads from the
-shard's last exported position, writes the events in the models/events.py schema (deduplicated
-by shopper and event_id, as written when accepted), fsyncs the file and its directory, and only
-then records the new position and trims the exported entries: an acknowledged event is never
-dropped before it is on disk. A crash between the file and the position re-exports the same
-entries next time (at-least-once); the trainer deduplicates by shopper and event_id across files.
+Each stream shard (and the single stream of versions before the shards) has its own archive
+under the root, `<root>/shard-<n>/` (models/archive.py: parts by UTC day, a `_position` commit
+point). Per shard: resume after the archive's committed position, read a batch of entries,
+`archive.write_batch` them (durable when it returns), and only then trim them from the stream.
+A kill at any point and a rerun leave every acknowledged event in the archive exactly once: a
+batch killed before its commit is redone (its partial files deleted), one killed after its
+commit but before the trim is trimmed at the next start. Entries are archived as they were
+accepted, not re-validated: an event a later version's bounds would refuse was acknowledged.
+Erased shoppers' entries (a tombstone set kept by the erasure endpoint) are left out.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 import msgspec
 
-from models.artifact import fsync_dir
+from models import archive
 from server.store.keys import Keys
 
-# Entries are written as they were accepted, not re-validated: an event a later version's bounds
-# would refuse (a stream written before them) was acknowledged, and must reach the archive.
 _decode = msgspec.msgpack.Decoder(dict).decode
-_encode = msgspec.json.Encoder().encode
 # Compare-and-delete: release the lock only if it is still ours (it may have expired and been
 # taken by another export meanwhile).
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -32,68 +32,57 @@ class ExportBusy(RuntimeError):
     """Another export holds the lock: two exports would write the same entries twice."""
 
 
-async def export_events(client, out_dir: Path, keys: Keys, *, batch: int = 10_000, trim: bool = True,
-                        lock_ttl_s: int = 3_600) -> list[tuple[Path, int]]:
-    """Write every entry not yet exported, one file per shard with new entries:
-    `out_dir/events-<shard>-<first id>_<last id>.jsonl`. `client` is redis-py (a Redis or a
-    RedisCluster). Returns [(path, events written)]. Raises ExportBusy when another export is
-    running, RedisError/OSError when Redis or the disk fail (nothing is trimmed then)."""
+def shard_root(root: str | Path, shard: int | None) -> str:
+    return f"{str(root).rstrip('/')}/{archive.SHARD_PREFIX}{'legacy' if shard is None else shard}"
+
+
+async def export_events(client, root: str | Path, keys: Keys, *, batch: int = 10_000, trim: bool = True,
+                        lock_ttl_s: int = 3_600, erased: set[str] | None = None) -> dict[str, int]:
+    """Archive every entry not yet archived, from every shard; returns the events archived per
+    shard root (only shards with new ones). `client` is redis-py (a Redis or a RedisCluster).
+    `erased`: shopper tags (`{u:…}`, `{s:…}`) whose entries are left out. Raises ExportBusy
+    when another export is running, RedisError/OSError when Redis or the storage fail (nothing
+    of the failed batch is trimmed then)."""
     token = secrets.token_hex(8)
     if not await client.set(keys.export_lock, token, nx=True, ex=lock_ttl_s):
         raise ExportBusy(f"another export is running (lock {keys.export_lock}); retry later")
     try:
-        written = []
+        written = {}
         for shard in (None, *range(keys.shards)):
-            path, n = await _export_shard(client, keys, shard, out_dir, batch=batch, trim=trim)
+            sub = shard_root(root, shard)
+            n = await _export_shard(client, keys, shard, sub, batch=batch, trim=trim, erased=erased or set())
             if n:
-                written.append((path, n))
+                written[sub] = n
         return written
     finally:
         await client.eval(_RELEASE, 1, keys.export_lock, token)
 
 
-async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *, batch: int,
-                        trim: bool) -> tuple[Path | None, int]:
-    stream, position = keys.export_stream(shard), keys.export_position(shard)
-    start = (await client.get(position) or b"0-0").decode()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".events-{os.getpid()}-{secrets.token_hex(4)}.jsonl.part"
-    seen: set[tuple] = set()
-    written, first, last = 0, None, start
-    try:
-        with tmp.open("wb") as f:
-            while True:
-                rows = await client.xrange(stream, min=f"({last}", count=batch)
-                if not rows:
-                    break
-                for entry_id, fields in rows:
-                    event = _decode(fields[b"e"])
-                    # Per shopper, as ingest scopes event ids: a retried ingest may have added
-                    # it twice; another shopper's event with the same id is another event.
-                    user = event.get("user_id")
-                    key = ("u", user) if user else ("s", event.get("session_id")), event.get("event_id")
-                    if key not in seen:
-                        seen.add(key)
-                        f.write(_encode(event) + b"\n")
-                        written += 1
-                    last = entry_id.decode()
-                    first = first or last
-            f.flush()
-            os.fsync(f.fileno())
-        if written == 0:
-            tmp.unlink()
-            return None, 0
-        # Named by the shard and entry range: unique per export, and a re-export of the same
-        # range after a crash replaces the file with the same content instead of adding a copy.
-        name = "legacy" if shard is None else str(shard)
-        path = out_dir / f"events-{name}-{first}_{last}.jsonl"
-        os.replace(tmp, path)
-        fsync_dir(out_dir)  # the rename is durable only once the directory entry is on disk
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    await client.set(position, last)
-    if trim:
-        await client.xtrim(stream, minid=last, approximate=False)  # entries before `last`
-        await client.xdel(stream, last)
-    return path, written
+async def _export_shard(client, keys: Keys, shard: int | None, root: str, *, batch: int, trim: bool,
+                        erased: set[str]) -> int:
+    stream = keys.export_stream(shard)
+    position = archive.committed_position(root)
+    if position is not None and trim:
+        await _trim_through(client, stream, position)  # archived by a run killed before it trimmed
+    exported = 0
+    while rows := await client.xrange(stream, min=f"({position}" if position else "-", count=batch):
+        first, last = rows[0][0].decode(), rows[-1][0].decode()
+        events = [e for e in (_decode(fields[b"e"]) for _, fields in rows) if _tag(e) not in erased]
+        archive.write_batch(root, events, first, last)
+        # The server's backlog check reads this (server/ops/health.py); the archive's own
+        # position is the commit point.
+        await client.set(keys.export_position(shard), last)
+        if trim:
+            await _trim_through(client, stream, last)
+        position = last
+        exported += len(events)
+    return exported
+
+
+async def _trim_through(client, stream: str, position: str) -> None:
+    await client.xtrim(stream, minid=position, approximate=False)  # the entries before it
+    await client.xdel(stream, position)
+
+
+def _tag(event: dict) -> str:
+    return Keys.shopper_tag(event.get("user_id"), event.get("session_id"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import artifact
+from models.retrain import RETRAIN_FILE, RetrainOutcome, read_outcome
 from server.ops.health import LogOnce
 from server.recommend.caches import Caches
 from server.recommend.model import ServingModel
@@ -48,6 +49,21 @@ class ModelHolder:
         self.on_swap = on_swap
         self._refused: tuple[str, tuple] | None = None  # (version, its files' signature)
         self._log = LogOnce(log, every_s=3_600.0)
+        self._retrain: tuple[float, RetrainOutcome | None] = (-1.0, None)  # (RETRAIN.json's mtime, it)
+
+    def retrain_outcome(self) -> RetrainOutcome | None:
+        """The last `vitrine retrain`'s outcome in this store (re-read when the file changes)."""
+        try:
+            mtime = (self.store / RETRAIN_FILE).stat().st_mtime
+        except OSError:
+            return None
+        if mtime != self._retrain[0]:
+            try:
+                self._retrain = (mtime, read_outcome(self.store))
+            except (OSError, ValueError) as exc:  # a file being replaced, or damaged: say so once
+                self._log(logging.WARNING, f"cannot read {self.store / RETRAIN_FILE}: {exc}")
+                return self._retrain[1]
+        return self._retrain[1]
 
     @property
     def model(self) -> ServingModel | None:

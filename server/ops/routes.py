@@ -26,9 +26,13 @@ def _model_info(request: web.Request) -> ModelInfo:
     model = current(request).model
     m = model.art.manifest
     loaded_at = datetime.fromtimestamp(model.loaded_at, UTC).isoformat(timespec="seconds")
+    holder = request.app[MODELS]
+    outcome = holder.retrain_outcome()
     return ModelInfo(version=model.version, created=m["created"], loaded_at=loaded_at,
                      counts=m["counts"], params=m["params"], metrics=m.get("metrics", {}),
-                     index=m.get("index", {}), reload_error=request.app[MODELS].last_error)
+                     index=m.get("index", {}), reload_error=holder.last_error,
+                     age_s=round(time.time() - datetime.fromisoformat(m["created"]).timestamp(), 1),
+                     retrain=msgspec.to_builtins(outcome) if outcome is not None else None)
 
 
 @api.get("/v1/models/current", summary="The model version being served, its parameters and evaluation",

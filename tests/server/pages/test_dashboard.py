@@ -63,3 +63,20 @@ async def test_the_dashboard_renders_its_charts_and_refuses_without_the_token(ai
     shot = await screenshot(f"{base}#token={TOKEN}", tmp_path / "dashboard.png", tmp_path / "profile3",
                             budget_ms=15_000)
     assert shot.stat().st_size > 10_000
+
+
+async def test_the_last_retrain_is_shown_beside_the_served_model(aiohttp_client, model_store, redis_url,
+                                                                 tmp_path):
+    from models.retrain import ModelScore, RetrainOutcome, write_outcome
+
+    store = tmp_path / "models"
+    shutil.copytree(model_store, store)
+    client = await aiohttp_client(create_app(_settings(store, redis_url, tmp_path)))
+    info = await (await client.get("/v1/models/current", headers=AUTH)).json()
+    assert info["retrain"] is None and info["age_s"] >= 0
+    served = artifact.current_version(store)
+    write_outcome(store, RetrainOutcome(time="2026-12-02T06:00:00+00:00", outcome="kept",
+                                        reason="the candidate lost 0.03 recall@20 against the served model",
+                                        served=served, candidate=ModelScore(), current=ModelScore(served)))
+    info = await (await client.get("/v1/models/current", headers=AUTH)).json()
+    assert info["retrain"]["outcome"] == "kept" and "recall@20" in info["retrain"]["reason"]

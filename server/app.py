@@ -26,7 +26,9 @@ from server.appkeys import (
     SESSIONS,
     SETTINGS,
     TRENDING,
+    TRIGGERS,
 )
+from server.customers.firing import TriggerService
 from server.customers.routes import api as customers_api
 from server.customers.rules import SegmentRulesSnapshot
 from server.customers.service import Customers
@@ -88,9 +90,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await rules.refresh()
             if settings.customers.segment_rules_file is not None:
                 await rules.load_file(settings.customers.segment_rules_file)
+        app[TRIGGERS] = triggers = TriggerService(
+            customers, app[SESSIONS], trending, settings, lambda: app[MODELS].current,
+            on_outcome=lambda rule, outcome: metrics.triggers.labels(rule, outcome).inc())
         await health.check()  # warns at start about a Redis that would lose acknowledged events
         tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run()),
                  asyncio.create_task(health.run()), asyncio.create_task(customers.run())]
+        if settings.triggers.enabled:
+            tasks.append(asyncio.create_task(triggers.run()))  # timers and webhooks, one worker at a time
         if settings.experiments.bandits:
             tasks.append(asyncio.create_task(experiments.run_bandits()))
         try:

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from models.events import MAX_ID_LEN, Event, ts_problem
-from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS
+from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS, TRIGGERS
 from server.events.known import known_ids, prices
 from server.ops.health import LogOnce
 from server.schemas import EventsAccepted, Rejected
@@ -94,6 +94,9 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
         # who refused personalization has no assignment, and no record of their goal events.
         refused = result.not_stored
         await request.app[EXPERIMENTS].attribute([e for i, e in enumerate(valid) if i not in refused])
+        # Trigger rules the events completed fire now, also before the acknowledgement: a retry
+        # reports the same signals, and an occasion fires once.
+        await request.app[TRIGGERS].on_ingest(valid, result, now_ms)
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
         # The reason (which Redis, which script) is for the operator's log, not the storefront.

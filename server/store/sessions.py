@@ -142,7 +142,8 @@ class SessionStore:
                       s.shopper_event_budget, int(c.default_consent), c.purchase_log_cap,
                       c.purchase_log_ttl_s, c.linked_sessions_cap, t.tracked_items,
                       t.viewed_min_views if on else 0, t.viewed_min_price, t.viewed_window_s * 1000,
-                      int(on and bool(t.first_visit)), int(on and t.cart_abandoned_s > 0)]
+                      int(on and bool(t.first_visit)),
+                      int(on and (t.cart_abandoned_s > 0 or t.viewed_min_views > 0))]  # track the cart
         signed_in = tag.startswith("{u:")
         for i in indices:
             e, item = events[i], items[i]

@@ -4,7 +4,7 @@
 -- ARGV: ttl_s, recent_cap, affinity_half_life_ms, ids_ttl_s, affinity_cap, affinity_bound,
 --       purchases_cap, purchases_bound, event_budget,
 --       consent_default (1/0), plog_cap, plog_ttl_s, sessions_cap, tracked_items,
---       view_min (0: rule off), view_min_price, view_window_ms, visits (1/0), carts (1/0),
+--       view_min (0: rule off), view_min_price, view_window_ms, visits (1/0), track carts (1/0),
 --       then 11 per event: event digest, item_id ('' if none or unknown), type, ts_ms, quantity,
 --       category ('' if none or unknown), affinity_weight, recent_entry (msgpack, '' if none),
 --       purchase_entry (msgpack, '' unless a purchase), unit price ('' if unknown),

@@ -3,14 +3,17 @@ their erasure (admin)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from models.segments import RuleError
-from server.appkeys import CUSTOMERS, EXPERIMENTS, MODELS, REQUEST_ID, SESSIONS
+from server.appkeys import CUSTOMERS, EXPERIMENTS, MODELS, REQUEST_ID, SESSIONS, SETTINGS
+from server.customers.erasure import erase_customer
 from server.customers.profile import read_profile
 from server.customers.records import ConsentRecord
 from server.customers.rules import parse_body, unpublished_windows
@@ -137,3 +140,27 @@ async def get_profile(request: web.Request, p: dict) -> web.Response:
     except StoreUnavailable as exc:
         raise _unavailable(exc) from None
     return json_response(body)
+
+
+@api.route("DELETE", "/v1/users/{user_id}",
+           summary="Erase a customer: every key and unexported stream entry about them and the sessions "
+                   "linked to them, their timers and fired triggers; a tombstone keeps them out of the "
+                   "next export and training. Answers once done (a retry completes a failed one)",
+           params=(USER, Param("session_id", "More sessions of theirs to erase (anonymous ones the "
+                               "server never saw them sign in with).", kind="ids", max_items=100)),
+           responses={"200": {"description": "What was erased (docs/customers.md)"}}, errors=(400, 503),
+           admin=True)
+async def delete_user(request: web.Request, p: dict) -> web.Response:
+    settings = request.app[SETTINGS]
+    customers = request.app[CUSTOMERS]
+    experiments = [x.key for x in request.app[EXPERIMENTS].snapshot.definitions.experiments]
+    try:
+        erased = await erase_customer(
+            customers.store.client, customers.store.keys, settings, user_id=p["user_id"],
+            sessions=p["session_id"], experiments=experiments,
+            tombstones_root=settings.customers.tombstones_dir or settings.data.dir,
+            now_ms=int(time.time() * 1000))
+    except (RedisError, OSError) as exc:
+        raise Unavailable(f"erasure not complete ({type(exc).__name__}): retry, it resumes",
+                          headers={"Retry-After": "1"}) from None
+    return json_response({**dataclasses.asdict(erased), "request_id": request[REQUEST_ID]})

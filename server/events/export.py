@@ -42,9 +42,10 @@ async def export_events(client, out_dir: Path, keys: Keys, *, batch: int = 10_00
     if not await client.set(keys.export_lock, token, nx=True, ex=lock_ttl_s):
         raise ExportBusy(f"another export is running (lock {keys.export_lock}); retry later")
     try:
+        erased = {m.decode() for m in await client.smembers(keys.erased)}
         written = []
         for shard in (None, *range(keys.shards)):
-            path, n = await _export_shard(client, keys, shard, out_dir, batch=batch, trim=trim)
+            path, n = await _export_shard(client, keys, shard, out_dir, batch=batch, trim=trim, erased=erased)
             if n:
                 written.append((path, n))
         return written
@@ -52,8 +53,14 @@ async def export_events(client, out_dir: Path, keys: Keys, *, batch: int = 10_00
         await client.eval(_RELEASE, 1, keys.export_lock, token)
 
 
+def is_erased(event: dict, erased: set[str]) -> bool:
+    user, session = event.get("user_id"), event.get("session_id")
+    return bool(erased) and ((isinstance(user, str) and Keys.erased_member("u", user) in erased) or (
+        isinstance(session, str) and Keys.erased_member("s", session) in erased))
+
+
 async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *, batch: int,
-                        trim: bool) -> tuple[Path | None, int]:
+                        trim: bool, erased: set[str] = frozenset()) -> tuple[Path | None, int]:
     stream, position = keys.export_stream(shard), keys.export_position(shard)
     start = (await client.get(position) or b"0-0").decode()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,7 @@ async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *,
                     # it twice; another shopper's event with the same id is another event.
                     user = event.get("user_id")
                     key = ("u", user) if user else ("s", event.get("session_id")), event.get("event_id")
-                    if key not in seen:
+                    if key not in seen and not is_erased(event, erased):
                         seen.add(key)
                         f.write(_encode(event) + b"\n")
                         written += 1
@@ -80,15 +87,19 @@ async def _export_shard(client, keys: Keys, shard: int | None, out_dir: Path, *,
                     first = first or last
             f.flush()
             os.fsync(f.fileno())
+        path = None
         if written == 0:
             tmp.unlink()
-            return None, 0
-        # Named by the shard and entry range: unique per export, and a re-export of the same
-        # range after a crash replaces the file with the same content instead of adding a copy.
-        name = "legacy" if shard is None else str(shard)
-        path = out_dir / f"events-{name}-{first}_{last}.jsonl"
-        os.replace(tmp, path)
-        fsync_dir(out_dir)  # the rename is durable only once the directory entry is on disk
+            if first is None:
+                return None, 0
+            # Entries read but none written (all erased shoppers'): moved past and trimmed.
+        else:
+            # Named by the shard and entry range: unique per export, and a re-export of the same
+            # range after a crash replaces the file with the same content instead of adding a copy.
+            name = "legacy" if shard is None else str(shard)
+            path = out_dir / f"events-{name}-{first}_{last}.jsonl"
+            os.replace(tmp, path)
+            fsync_dir(out_dir)  # the rename is durable only once the directory entry is on disk
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

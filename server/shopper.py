@@ -31,10 +31,10 @@ async def read_shopper(sessions: SessionStore, experiments: ExperimentStore, *, 
                        as_of_ms: int = 0) -> ShopperState:
     if not (user_id or session_id):
         return ShopperState()
-    calls: list = [sessions.read_call(user_id, session_id, now_ms)]
-    if customers is not None:
-        extra = customers.read_calls(user_id, session_id, as_of_ms)
-        calls += extra
+    with_customer = customers is not None
+    calls: list = [sessions.read_call(user_id, session_id, now_ms, as_of_ms if with_customer else None)]
+    extra = customers.extra_calls(sessions.keys, user_id, session_id) if with_customer else []
+    calls += extra
     if assignments:
         calls += experiments.assignment_reads(user_id, session_id)
     try:
@@ -43,10 +43,9 @@ async def read_shopper(sessions: SessionStore, experiments: ExperimentStore, *, 
         reason = "redis_timeout" if isinstance(exc.__cause__, TimeoutError) else "redis_unavailable"
         return ShopperState(degraded=reason)
     state = ShopperState(live=sessions.parse_read(replies[0]))
-    rest = replies[1:]
+    rest = replies[1 + len(extra):]
     if customers is not None:
-        state.customer = customers.parse_read(rest[:len(extra)], user_id, session_id)
-        rest = rest[len(extra):]
+        state.customer = customers.parse(replies[0], replies[1:1 + len(extra)], user_id, session_id)
         if state.customer.carry_from_session:
             await customers.carry_consent(user_id, state.customer)
     if assignments:

@@ -136,11 +136,11 @@ class TriggerService:
         since the model read in one round trip)."""
         store = self.customers.store
         as_of = self.customers.as_of_ms(served)
-        reads = [c for _, e, _ in visits for c in store.read_calls(e.user_id, None, as_of)]
+        reads = [self.sessions.read_call(e.user_id, None, now_ms, as_of) for _, e, _ in visits]
         replies = await run_scripts(self.wire, reads, self.settings.redis.timeout_s)
         calls = []
-        for n, (tag, e, session) in enumerate(visits):
-            read = store.parse_read(replies[2 * n:2 * n + 2], e.user_id, None)
+        for (tag, e, session), reply in zip(visits, replies, strict=True):
+            read = store.parse(reply, [], e.user_id, None)
             scores = self.customers.scores(served, e.user_id, read, now_ms)
             if scores is None or scores.segment not in self.cfg.first_visit:
                 continue

@@ -27,7 +27,7 @@ async def read_profile(customers: Customers, sessions: SessionStore, experiments
     bucket = now_ms // (store.redis.dedup_ttl_s * 1000)
     held = keys.shopper_everything(tag, bucket) + [keys.consent_mark(shard, tag), keys.fired(shard, tag)]
     as_of = customers.as_of_ms(served)
-    calls: list = [sessions.read_call(user_id, None, now_ms), *store.read_calls(user_id, None, as_of),
+    calls: list = [sessions.read_call(user_id, None, now_ms, as_of),
                    ("ZRANGE", keys.purchase_log(tag), 0, -1), ("HGETALL", keys.trigger_state(tag)),
                    ("ZRANGE", keys.linked_sessions(tag), 0, -1, "WITHSCORES"),
                    *experiments.assignment_reads(user_id, None), ("ZSCORE", keys.timers(shard), tag),
@@ -36,9 +36,9 @@ async def read_profile(customers: Customers, sessions: SessionStore, experiments
                    *(("PTTL", k) for k in held), *(("TYPE", k) for k in held)]
     replies = await run_scripts(store.wire, calls, store.redis.timeout_s)
     live = sessions.parse_read(replies[0])
-    read = store.parse_read(replies[1:3], user_id, None)
-    every, trig, linked, assigned, timer, fired, entries = replies[3:10]
-    ttls, types = replies[10:10 + len(held)], replies[10 + len(held):]
+    read = store.parse(replies[0], [], user_id, None)
+    every, trig, linked, assigned, timer, fired, entries = replies[1:8]
+    ttls, types = replies[8:8 + len(held)], replies[8 + len(held):]
 
     out: dict = {"user_id": user_id, "now_ms": now_ms,
                  "model_version": served.model.version if served else None,

@@ -9,7 +9,6 @@ import msgspec
 
 # A purchase-log member: [ts_ms, item_id ('' if the model didn't know it), amount, event digest].
 _decode_purchase = msgspec.msgpack.Decoder(tuple[int, str, float, str]).decode
-_decode_purposes = msgspec.json.Decoder(list[str]).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,18 +18,18 @@ class ConsentRecord:
     purposes: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, flat: list | None) -> ConsentRecord | None:
-        """From an HGETALL reply (None or empty: no record)."""
-        if not flat or not isinstance(flat, list):
+    def parse(cls, fields: list | None) -> ConsentRecord | None:
+        """From an `HMGET consent p at purposes` reply (no `p`: no record). Purposes are stored
+        comma-separated (their syntax has no comma): a split, not a JSON decode, per request."""
+        if not fields or fields[0] is None:
             return None
-        raw = {k.decode(): v for k, v in zip(flat[::2], flat[1::2], strict=True)}
-        if "p" not in raw:
-            return None
-        try:
-            purposes = tuple(_decode_purposes(raw["purposes"])) if raw.get("purposes") else ()
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            purposes = ()
-        return cls(raw["p"] == b"1", int(raw.get("at", b"0")), purposes)
+        p, at, purposes = fields
+        return cls(p == b"1", int(at or 0), tuple(purposes.decode().split(",")) if purposes else ())
+
+    def stored(self) -> list:
+        """The hash's fields and values (HSET)."""
+        flag = "1" if self.personalization else "0"
+        return ["p", flag, "at", self.at_ms, "purposes", ",".join(self.purposes)]
 
     def as_dict(self) -> dict:
         return {"personalization": self.personalization, "at_ms": self.at_ms, "purposes": list(self.purposes)}

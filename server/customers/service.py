@@ -22,6 +22,11 @@ from server.settings import Settings
 
 log = logging.getLogger("vitrine.customers")
 POLL_S = 0.5
+# A customer's segment and hidden consumables move with days (recency, dueness): computed once
+# and reused for a minute per worker while their purchases are unchanged, so a browsing
+# customer's requests skip the work (~45 and ~25 µs, benchmarks/results/customers_cost.md).
+MEMO_MS = 60_000
+MEMO_ENTRIES = 20_000
 
 
 class Customers:
@@ -30,6 +35,17 @@ class Customers:
         self.store, self.rules, self.settings = store, rules, settings
         self.served_model = served_model
         self._published: tuple[ServingModel, PublishedCustomers] | None = None
+        self._memo: dict[tuple, tuple[int, object]] = {}
+
+    def _remembered(self, key: tuple, now_ms: int, compute):
+        hit = self._memo.get(key)
+        if hit is not None and 0 <= now_ms - hit[0] <= MEMO_MS:
+            return hit[1]
+        value = compute()
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()
+        self._memo[key] = (now_ms, value)
+        return value
 
     def published(self, served: Served | None) -> PublishedCustomers | None:
         """The served model's customers (built on first use per version, if the background
@@ -39,6 +55,7 @@ class Customers:
         cached = self._published
         if cached is None or cached[0] is not served.model:
             cached = self._published = (served.model, PublishedCustomers.of(served.model))
+            self._memo.clear()
         return cached[1]
 
     def as_of_ms(self, served: Served | None) -> int:
@@ -52,11 +69,17 @@ class Customers:
         if not user_id or (read is not None and not read.personalization):
             return None
         published = self.published(served)
-        rules, _ = self.rules.effective(published)
-        stats = live_stats(published.stats(user_id) if published else None,
-                           read.purchases if read is not None else (), rules.windows)
-        return score_customer(stats, now_ms, rules, published.edges if published else None,
-                              published.churn_probability(user_id) if published else None)
+        rules, source = self.rules.effective(published)
+        purchases = read.purchases if read is not None else []
+
+        def compute() -> CustomerScores:
+            stats = live_stats(published.stats(user_id) if published else None, purchases, rules.windows)
+            return score_customer(stats, now_ms, rules, published.edges if published else None,
+                                  published.churn_probability(user_id) if published else None)
+
+        key = ("scores", user_id, source, self.rules.version, len(purchases),
+               purchases[-1] if purchases else None)
+        return self._remembered(key, now_ms, compute)
 
     def purchases(self, served: Served, user_id: str | None,
                   read: CustomerRead | None) -> list[tuple[int, int]]:
@@ -66,15 +89,23 @@ class Customers:
         return merged_purchases(history, read.purchases if read is not None else (),
                                 served.model.art.item_index)
 
-    def not_yet_due(self, served: Served, user_id: str | None, read: CustomerRead | None,
-                    now_ms: int) -> set[int]:
-        """Consumables the customer bought too recently to be shown again (item indices)."""
+    def not_yet_due(self, served: Served, user_id: str | None, read: CustomerRead | None, now_ms: int,
+                    session_id: str | None = None) -> frozenset[str]:
+        """Consumables the customer bought too recently to be shown again (item ids)."""
         published = self.published(served)
         if published is None or not published.consumable_cycles:
-            return set()
-        if not user_id and not (read is not None and read.purchases):
-            return set()
-        return too_recent(self.purchases(served, user_id, read), published.cycles, now_ms)
+            return frozenset()
+        purchases = read.purchases if read is not None else []
+        if not user_id and not purchases:
+            return frozenset()
+
+        def compute() -> frozenset[str]:
+            ids = served.model.art.items.ids
+            hidden = too_recent(self.purchases(served, user_id, read), published.cycles, now_ms)
+            return frozenset(ids[i] for i in hidden)
+
+        key = ("hidden", user_id, session_id, len(purchases), purchases[-1] if purchases else None)
+        return self._remembered(key, now_ms, compute)
 
     async def run(self) -> None:
         """Follow the stored segment rules, and build a new model's customers off the loop."""

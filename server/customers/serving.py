@@ -34,10 +34,9 @@ def prepare(customers: Customers, served: Served, q: Query, state: ShopperState)
     if read is not None and not read.personalization:
         return Prepared(replace(q, user_id=None, session_id=None), None, False, read)
     if q.placement != BUY_AGAIN and (q.user_id or q.session_id):
-        hide = customers.not_yet_due(served, q.user_id, read, q.now_ms)
+        hide = customers.not_yet_due(served, q.user_id, read, q.now_ms, None if q.user_id else q.session_id)
         if hide:
-            ids = served.model.art.items.ids
-            q = replace(q, exclude=q.exclude | {ids[i] for i in hide})
+            q = replace(q, exclude=q.exclude | hide)
     return Prepared(q, state.live, True, read)
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
-
 from server.customers.records import ConsentRecord, CustomerRead, parse_purchases
 from server.settings import CustomersSettings, RedisSettings
 from server.store.keys import Keys
@@ -30,26 +28,27 @@ class CustomerStore:
         self.keys = Keys(redis.prefix, redis.stream_shards)
 
     # -- the request's read ------------------------------------------------------------------
-    def read_calls(self, user_id: str | None, session_id: str | None, as_of_ms: int) -> list[tuple]:
-        """Commands for the shopper's read pipeline: the user's and the session's consent, then
-        the purchases logged after `as_of_ms` (the served model's statistics hold the rest)."""
-        calls: list[tuple] = []
-        if user_id:
-            calls.append(("HGETALL", self.keys.consent(Keys.shopper_tag(user_id, None))))
-        if session_id:
-            calls.append(("HGETALL", self.keys.consent(Keys.shopper_tag(None, session_id))))
-        calls.append(("ZRANGEBYSCORE", self.keys.purchase_log(Keys.shopper_tag(user_id, session_id)),
-                      f"({as_of_ms}", "+inf"))
-        return calls
+    # The shopper's consent and purchases since the model come with their live state, in the one
+    # read script call (SessionStore.read_call(purchases_after_ms=…)); a signed-in shopper's
+    # session record is one more command in the same pipeline (their choice before signing in).
+    @staticmethod
+    def extra_calls(keys: Keys, user_id: str | None, session_id: str | None) -> list[tuple]:
+        if user_id and session_id:
+            return [("HMGET", keys.consent(Keys.shopper_tag(None, session_id)), "p", "at", "purposes")]
+        return []
 
-    def parse_read(self, replies: list, user_id: str | None, session_id: str | None) -> CustomerRead:
-        rest = list(replies)
-        read = CustomerRead(default=self.settings.default_consent)
+    def parse(self, read_reply: list, extra: list, user_id: str | None,
+              session_id: str | None) -> CustomerRead:
+        """From the read script's reply (with the customer keys) and `extra_calls`' replies."""
+        read = CustomerRead(default=self.settings.default_consent,
+                            purchases=parse_purchases(read_reply[5]))
+        own = ConsentRecord.parse(read_reply[4])
         if user_id:
-            read.user_consent = ConsentRecord.parse(rest.pop(0))
-        if session_id:
-            read.session_consent = ConsentRecord.parse(rest.pop(0))
-        read.purchases = parse_purchases(rest.pop(0))
+            read.user_consent = own
+            if session_id and extra:
+                read.session_consent = ConsentRecord.parse(extra[0])
+        else:
+            read.session_consent = own
         return read
 
     # -- consent --------------------------------------------------------------------------------
@@ -57,9 +56,7 @@ class CustomerStore:
         ttl = self.settings.consent_ttl_s
         key = self.keys.consent(tag)
         flag = "1" if record.personalization else "0"
-        items: list[tuple] = [("HSET", key, "p", flag, "at", record.at_ms, "purposes",
-                               orjson.dumps(list(record.purposes))),
-                              ("EXPIRE", key, ttl),
+        items: list[tuple] = [("HSET", key, *record.stored()), ("EXPIRE", key, ttl),
                               ("SET", self.keys.consent_mark(self.keys.shard_of(tag), tag), flag, "EX", ttl)]
         if not record.personalization:
             bucket = now_ms // (self.redis.dedup_ttl_s * 1000)

@@ -31,7 +31,7 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{x:<experiment>}:u:<digest>` | a unit's exposure was counted | 400 days |
 | `<p>:{x:<experiment>}:cv:<digest>` | a unit's conversion was counted | 400 days |
 | `<p>:{x:<experiment>}:r:<digest>` | a goal event's revenue was counted for a unit | window + dedup TTL |
-| `<p>:{shopper}:consent` | hash `p` (personalization 1/0), `at` (ms), `purposes` (JSON) | consent TTL |
+| `<p>:{shopper}:consent` | hash `p` (personalization 1/0), `at` (ms), `purposes` (a,b,…) | consent TTL |
 | `<p>:{shopper}:plog` | zset msgpack `[ts, item_id, amount, event]` → ts: purchases | purchase log TTL |
 | `<p>:{shopper}:trig` | hash `v:<item>` → views `n:since`, `c:<item>` → carted at, `ca`, `pa` | session TTL |
 | `<p>:{u:<user_id>}:sessions` | zset session_id → last seen (ms): the customer's sessions | session TTL |

@@ -187,19 +187,26 @@ class SessionStore:
         reply = (await run_scripts(self.wire, [self.read_call(user_id, session_id, now_ms)], bound))[0]
         return self.parse_read(reply)
 
-    def read_call(self, user_id: str | None, session_id: str | None, now_ms: int) -> Call:
+    def read_call(self, user_id: str | None, session_id: str | None, now_ms: int,
+                  purchases_after_ms: int | None = None) -> Call:
         """The read as a script call, for a caller that reads more of the shopper in the same
-        round trip (server/shopper.py)."""
+        round trip (server/shopper.py). With `purchases_after_ms`, the reply also holds the
+        shopper's consent record and the purchases they made after it (server/customers/)."""
         s = self.settings
-        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))[:4]
-        return READ, keys, [s.recent_cap, now_ms, s.affinity_half_life_s * 1000, cap_bound(s.purchases_cap),
-                            cap_bound(s.affinity_cap)]
+        tag = self.keys.shopper_tag(user_id, session_id)
+        keys = self.keys.shopper(tag)[:4]
+        args = [s.recent_cap, now_ms, s.affinity_half_life_s * 1000, cap_bound(s.purchases_cap),
+                cap_bound(s.affinity_cap)]
+        if purchases_after_ms is not None:
+            keys += [self.keys.consent(tag), self.keys.purchase_log(tag)]
+            args.append(purchases_after_ms)
+        return READ, keys, args
 
     @staticmethod
     def parse_read(reply: list) -> LiveSession:
         # The script also filters purchases and decays affinities: decoding a full session
         # went from ~95 to ~36 µs of event-loop time (timeit, 50 recent, 40 bought, 12 cats).
-        raw_recent, raw_purchased, raw_returned, flat_aff = reply
+        raw_recent, raw_purchased, raw_returned, flat_aff = reply[:4]
         return LiveSession(
             items=[_decode_recent(x) for x in raw_recent],
             purchased=frozenset(x.decode() for x in raw_purchased),

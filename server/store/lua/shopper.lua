@@ -14,8 +14,8 @@
 -- takes it), 3 not stored: the shopper refused personalization (nothing is written about them).
 -- Signals: 'event index|kind|episode|item' for the trigger rules an event completed ('views':
 -- an item viewed view_min times in the window, not in the cart; 'visit': a signed-in shopper's
--- first event of a session). A signal is kept with the event's dedup entry, so a retried event
--- reports it again (the trigger itself is fired once: fire.lua remembers the episode).
+-- first event of a session). A signal is kept (as a short code) with the event's dedup entry, so
+-- a retried event reports it again (the trigger itself is fired once: fire.lua remembers it).
 --
 -- All or nothing: every argument and every key's type is checked before the first write, and
 -- the writes after that cannot fail, so a refused call leaves the shopper as it was and its
@@ -79,7 +79,7 @@ end
 if redis.call('HLEN', KEYS[4]) > 8 * aff_bound then redis.call('UNLINK', KEYS[4]) end
 
 -- The trigger rules' state of one event (trig: views per item, the cart, the last purchase).
-local function track(e, item, typ, ts, price, session)
+local function track(item, typ, ts, price, session)
   local found = {}
   if item ~= '' and typ == 'view' and view_min > 0 and price ~= '' and tonumber(price) >= view_price then
     local raw = redis.call('HGET', KEYS[10], 'v:' .. item)
@@ -90,7 +90,7 @@ local function track(e, item, typ, ts, price, session)
     end
     redis.call('HSET', KEYS[10], 'v:' .. item, count .. ':' .. since)
     if count == view_min and redis.call('HEXISTS', KEYS[10], 'c:' .. item) == 0 then
-      found[#found + 1] = 'views|' .. item .. ':' .. since .. '|' .. item
+      found[#found + 1] = 'w' .. since
     end
   elseif item ~= '' and carts and typ == 'add_to_cart' then
     redis.call('HSET', KEYS[10], 'c:' .. item, ts)
@@ -102,13 +102,22 @@ local function track(e, item, typ, ts, price, session)
     if ts > tonumber(redis.call('HGET', KEYS[10], 'pa') or '-1') then redis.call('HSET', KEYS[10], 'pa', ts) end
   end
   if session ~= '' then
-    if visits and not redis.call('ZSCORE', KEYS[11], session) then
-      found[#found + 1] = 'visit|' .. session .. '|'
-    end
+    if visits and not redis.call('ZSCORE', KEYS[11], session) then found[#found + 1] = 'v' end
     redis.call('ZADD', KEYS[11], 'GT', ts, session)
   end
-  for _, s in ipairs(found) do signals[#signals + 1] = e .. '|' .. s end
-  return #found > 0 and table.concat(found, '\n') or '1'
+  return #found > 0 and table.concat(found, ',') or '1'
+end
+
+-- A signal from its compact code (kept with the event's dedup id, so its size stays bounded
+-- whatever the ids: the item and the session come from the event itself).
+local function report(e, codes, item, session)
+  for code in string.gmatch(codes, '[^,]+') do
+    if code == 'v' then
+      signals[#signals + 1] = e .. '|visit|' .. session .. '|'
+    elseif string.sub(code, 1, 1) == 'w' then
+      signals[#signals + 1] = e .. '|views|' .. item .. ':' .. string.sub(code, 2) .. '|' .. item
+    end
+  end
 end
 
 -- Then the writes.
@@ -120,9 +129,7 @@ for i = N + 1, #ARGV, E do
   local before = redis.call('HGET', KEYS[7], digest) or redis.call('HGET', KEYS[6], digest)
   if before then
     status[#status + 1] = 0
-    if before ~= '1' then
-      for s in string.gmatch(before, '[^\n]+') do signals[#signals + 1] = e .. '|' .. s end
-    end
+    if before ~= '1' then report(e, before, item, ARGV[i + 10]) end
   elseif left <= 0 then
     status[#status + 1] = 2
   else
@@ -150,7 +157,9 @@ for i = N + 1, #ARGV, E do
       end
       redis.call('HSET', KEYS[4], 's:' .. cat, tostring(s), 't:' .. cat, t)
     end
-    redis.call('HSET', KEYS[6], digest, track(e, item, typ, ts, ARGV[i + 9], ARGV[i + 10]))
+    local codes = track(item, typ, ts, ARGV[i + 9], ARGV[i + 10])
+    redis.call('HSET', KEYS[6], digest, codes)
+    if codes ~= '1' then report(e, codes, item, ARGV[i + 10]) end
   end
 end
 

@@ -113,3 +113,26 @@ async def test_the_logs_are_bounded(redis_target):
 def test_purchase_members_decode_as_written():
     raw = msgspec.msgpack.encode((T0, "i1", 2.5, "abcdef"))
     assert parse_purchases([raw, b"junk"]) == [(T0, "i1", 2.5)]
+
+
+async def test_a_signed_in_shoppers_keys_stay_within_the_documented_bound(redis_url):
+    """10,000 maximal events of one customer, each from a new 128-character session, every item
+    and category known, prices above the view rule's: their keys, customer keys included, stay
+    within docs/redis.md's 512 KiB."""
+    from tests.server.test_hardening import SHOPPER_BOUND_BYTES, maximal_events
+
+    stores = Stores.open(redis_url, stream_maxlen=5_000, shards=1, timeout_ms=5_000)
+    user = "u" * 128
+    try:
+        for b in range(20):
+            batch = [msgspec.structs.replace(e, user_id=user, session_id=f"{e.event_id[:8]}" + "s" * 120)
+                     for e in maximal_events(500, 500 * b)]
+            assert (await stores.sessions.ingest(batch, now_ms=T0)).accepted == 500
+        keys = [k for k in await stores.all_keys() if k.startswith(b"vt:{u:" + user.encode())]
+        sizes = {k.decode().rsplit(":", 1)[-1]: await stores.client.memory_usage(k, samples=0) for k in keys}
+        print(f"\nmemory: a customer's keys after 10,000 maximal events from 10,000 sessions "
+              f"{sum(sizes.values()):,} B {sizes}")
+        assert {"plog", "trig", "sessions"} <= set(sizes)
+        assert sum(sizes.values()) <= SHOPPER_BOUND_BYTES
+    finally:
+        await stores.aclose()

@@ -50,6 +50,10 @@ class PublishedCustomers:
             consumable_cycles=bool(cycles is not None and np.isfinite(cycles).any()),
         )
 
+    @classmethod
+    def empty(cls) -> PublishedCustomers:
+        return cls(0, {}, {}, None, None, None, False)
+
     def stats(self, user_id: str | None) -> CustomerStats | None:
         row = self.rows.get(user_id) if user_id else None
         return None if row is None else published_stats(self.segments, row)

@@ -29,6 +29,16 @@ MEMO_MS = 60_000
 MEMO_ENTRIES = 20_000
 
 
+def _prepared(model: ServingModel) -> PublishedCustomers:
+    """The model's customers; none (segments from live purchases only, no buy-again) when its
+    customer files can't be read: recommendations must not fail for them."""
+    try:
+        return PublishedCustomers.of(model)
+    except Exception:
+        log.exception("model %s: its customer files can't be used; serving without them", model.version)
+        return PublishedCustomers.empty()
+
+
 class Customers:
     def __init__(self, store: CustomerStore, rules: SegmentRulesSnapshot, settings: Settings,
                  served_model: Callable[[], Served | None]):
@@ -54,7 +64,7 @@ class Customers:
             return None
         cached = self._published
         if cached is None or cached[0] is not served.model:
-            cached = self._published = (served.model, PublishedCustomers.of(served.model))
+            cached = self._published = (served.model, _prepared(served.model))
             self._memo.clear()
         return cached[1]
 
@@ -114,7 +124,7 @@ class Customers:
                 await self.rules.refresh()
             served = self.served_model()
             if served is not None and (self._published is None or self._published[0] is not served.model):
-                with contextlib.suppress(Exception):
-                    built = await asyncio.to_thread(PublishedCustomers.of, served.model)
-                    self._published = (served.model, built)
+                built = await asyncio.to_thread(_prepared, served.model)
+                self._published = (served.model, built)
+                self._memo.clear()
             await asyncio.sleep(POLL_S)

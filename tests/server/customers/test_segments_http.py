@@ -109,3 +109,26 @@ async def test_the_profile_says_what_is_held_and_why(app_client, planted_models)
     assert (await client.get(f"/v1/users/{user}/profile")).status == 401
     now = now_ms()
     assert body["now_ms"] <= now
+
+
+async def test_rules_profile_and_buy_again_on_every_flavour(aiohttp_client, planted_models, redis_target,
+                                                            tmp_path):
+    settings = make_settings(planted_models, redis_target.url, tmp_path, **{
+        "server.admin_token": TOKEN, "redis.cluster": redis_target.cluster})
+    client = await aiohttp_client(create_app(settings))
+    rules = {"segments": [{"name": "buyer", "when": {"orders": {"gte": 1}}}, {"name": "others"}]}
+    assert (await client.put("/v1/admin/segments", json=rules, headers=AUTH)).status == 200
+    user = _published(planted_models, "loyal")[0]
+    await client.post("/v1/events", json=[event("p1", _published_item(planted_models), type="purchase",
+                                                user_id=user, session_id="s-flavour")])
+    segment, profile = await _segment(client, user)
+    assert segment == "buyer" and profile["sessions"][0]["session_id"] == "s-flavour"
+    assert profile["keys"] and profile["purchases"]["since_model"]
+    body = await (await client.get("/v1/recommendations", params={"placement": "buy_again",
+                                                                  "user_id": user})).json()
+    assert body["rung"] == "buy_again"
+
+
+def _published_item(planted_models):
+    model = artifact.load_current(planted_models)
+    return model.items.ids[int(np.argmax(model.popularity))]

@@ -132,3 +132,21 @@ async def test_rules_profile_and_buy_again_on_every_flavour(aiohttp_client, plan
 def _published_item(planted_models):
     model = artifact.load_current(planted_models)
     return model.items.ids[int(np.argmax(model.popularity))]
+
+
+async def test_a_rules_file_is_stored_at_start_and_a_bad_one_is_refused(aiohttp_client, planted_models,
+                                                                         redis_url, tmp_path):
+    good = tmp_path / "rules.toml"
+    good.write_text('[[segments]]\nname = "any_buyer"\nwhen = { orders = { gte = 1 } }\n\n'
+                    '[[segments]]\nname = "window_shopper"\n')
+    settings = make_settings(planted_models, redis_url, tmp_path, **{
+        "server.admin_token": TOKEN, "customers.segment_rules_file": good})
+    client = await aiohttp_client(create_app(settings))
+    got = await (await client.get("/v1/admin/segments", headers=AUTH)).json()
+    assert got["source"] == "stored" and [s["name"] for s in got["rules"]["segments"]] == ["any_buyer",
+                                                                                          "window_shopper"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[segments]]\nname = "x"\nwhen = { nope = { lt = 1 } }\n\n[[segments]]\nname = "y"\n')
+    other = await aiohttp_client(create_app(settings.replace(**{"customers.segment_rules_file": bad})))
+    kept = await (await other.get("/v1/admin/segments", headers=AUTH)).json()
+    assert kept["rules"]["segments"][0]["name"] == "any_buyer"

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
 from server.appkeys import (
+    CUSTOMERS,
     EXPERIMENTS,
     HEALTH,
     LIMITER,
@@ -28,7 +29,13 @@ from server.appkeys import (
     SESSIONS,
     SETTINGS,
     TRENDING,
+    TRIGGERS,
 )
+from server.customers.firing import TriggerService
+from server.customers.routes import api as customers_api
+from server.customers.rules import SegmentRulesSnapshot
+from server.customers.service import Customers
+from server.customers.store import CustomerStore
 from server.events.routes import api as events_api
 from server.experiments.routes import api as experiments_api
 from server.experiments.service import Experiments
@@ -54,7 +61,7 @@ from server.web.ratelimit import EventLimiter
 from server.web.security import insecure_warnings
 
 log = logging.getLogger("vitrine.server")
-API_GROUPS = [events_api, recommend_api, experiments_api, ops_api, pages_api]
+API_GROUPS = [events_api, recommend_api, experiments_api, customers_api, ops_api, pages_api]
 
 
 async def _stop(task: asyncio.Task) -> None:
@@ -69,7 +76,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                           on_restart=metrics.embedded_redis_restarts.inc) as (url, supervisor):
         app[REDIS] = conn = Connections.for_settings(url, settings.redis)
         app[HEALTH] = health = StoreHealth(conn.client, settings.redis, metrics, supervisor=supervisor)
-        app[SESSIONS] = SessionStore(conn.wire, settings.redis)
+        app[SESSIONS] = SessionStore(conn.wire, settings.redis, settings.customers, settings.triggers)
         app[TRENDING] = trending = TrendingSnapshot(TrendingStore(conn.wire, settings.redis),
                                                     settings.recommend.trending_refresh_s)
         with contextlib.suppress(StoreUnavailable):  # the loop below retries and says so
@@ -81,9 +88,21 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await snapshot.refresh()
             if settings.experiments.file is not None:
                 await snapshot.load_file(settings.experiments.file)
+        customer_store = CustomerStore(conn.wire, conn.client, settings.redis, settings.customers)
+        rules = SegmentRulesSnapshot(conn.client, customer_store.keys)
+        app[CUSTOMERS] = customers = Customers(customer_store, rules, settings, lambda: app[MODELS].current)
+        with contextlib.suppress(RedisError, OSError):  # Redis down at start: the loop retries
+            await rules.refresh()
+            if settings.customers.segment_rules_file is not None:
+                await rules.load_file(settings.customers.segment_rules_file)
+        app[TRIGGERS] = triggers = TriggerService(
+            customers, app[SESSIONS], trending, settings, lambda: app[MODELS].current,
+            on_outcome=lambda rule, outcome: metrics.triggers.labels(rule, outcome).inc())
         await health.check()  # warns at start about a Redis that would lose acknowledged events
         tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run()),
-                 asyncio.create_task(health.run())]
+                 asyncio.create_task(health.run()), asyncio.create_task(customers.run())]
+        if settings.triggers.enabled:
+            tasks.append(asyncio.create_task(triggers.run()))  # timers and webhooks, one worker at a time
         if settings.experiments.bandits:
             tasks.append(asyncio.create_task(experiments.run_bandits()))
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.customers.firing import TriggerService
+from server.customers.service import Customers
 from server.experiments.service import Experiments
 from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
@@ -22,6 +24,8 @@ MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", EventLimiter)  # per-key event rate limit
 EXPERIMENTS = web.AppKey("experiments", Experiments)
+CUSTOMERS = web.AppKey("customers", Customers)
+TRIGGERS = web.AppKey("triggers", TriggerService)
 HEALTH = web.AppKey("health", StoreHealth)  # persistence, export backlog, embedded Redis
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.

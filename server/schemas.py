@@ -9,7 +9,7 @@ import msgspec
 
 # Where a list is shown (`GET /v1/recommendations?placement=`), named once for the parameter and
 # for the answer's schema.
-PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email")
+PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email", "buy_again")
 
 
 class ErrorBody(msgspec.Struct):
@@ -40,13 +40,15 @@ class RecommendedItem(msgspec.Struct):
 
 class Recommendations(msgspec.Struct):
     items: list[RecommendedItem]
-    rung: str  # personalized | session | context | trending | popular
+    rung: str  # personalized | session | context | trending | popular | buy_again
     model_version: str
     request_id: str
     placement: Literal[PLACEMENTS] | None = None  # None: similar items, trending
     live_signals: bool = True  # false when Redis couldn't be read in budget (degraded)
     experiment: str | None = None  # the experiment whose variant chose this placement's strategy
     variant: str | None = None
+    # off: the shopper refused personalization (PUT /v1/consent): nothing of theirs shaped the list
+    personalization: Literal["on", "off"] = "on"
 
 
 class CategoryCount(msgspec.Struct):
@@ -98,6 +100,8 @@ class VariantsAnswer(msgspec.Struct):
     version: int  # of the experiments document that decided
     live_signals: bool  # false when the shopper's state couldn't be read: defaults and rules only
     request_id: str
+    # off: the shopper refused personalization: variants from anonymous attributes, not recorded
+    personalization: Literal["on", "off"] = "on"
 
 
 class PageAnswer(msgspec.Struct):
@@ -106,3 +110,4 @@ class PageAnswer(msgspec.Struct):
     version: int  # of the experiments document
     live_signals: bool
     request_id: str
+    personalization: Literal["on", "off"] = "on"  # off: the shopper refused (see Recommendations)

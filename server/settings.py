@@ -200,6 +200,82 @@ class ExperimentsSettings(_Section):
         "update bandit experiments' weights on their schedule (one worker at a time)")] = True
 
 
+class CustomersSettings(_Section):
+    default_consent: Annotated[bool, _doc(
+        "personalization for a shopper who never said (`PUT /v1/consent`): true lets it until they "
+        "refuse (opt-out), false keeps every shopper anonymous until they accept (opt-in)")] = True
+    consent_ttl_s: Annotated[int, _doc(
+        "how long a shopper's consent choice is kept after they last set it (400 days: a consent "
+        "banner's usual 13 months)", ge=60)] = 400 * 86_400
+    segment_rules_file: Annotated[Path, _doc(
+        "segment rules (TOML or JSON, docs/customers.md) stored at start when they differ from the "
+        "stored ones; unset: the rules stored with `PUT /v1/admin/segments`, else the served "
+        "model's, else the defaults")] | None = None
+    purchase_log_cap: Annotated[int, _doc(
+        "purchases kept per shopper since the last training (time, item, amount): live RFM, segments "
+        "and buy it again read the ones after the served model's `as_of_ms`", ge=1, le=10_000)] = 100
+    purchase_log_ttl_s: Annotated[int, _doc(
+        "lifetime of a shopper's purchase log after their last purchase: train more often than "
+        "this, or a customer's live purchases fall back to the published ones", ge=60)] = 180 * 86_400
+    linked_sessions_cap: Annotated[int, _doc(
+        "sessions remembered per signed-in customer (so erasure finds their anonymous keys and "
+        "events): the most recent are kept", ge=1, le=100_000)] = 500
+    tombstones_dir: Annotated[Path, _doc(
+        "where erasures write their tombstone files (`_tombstones/*.json`, the trainer's contract): "
+        "the event archive's root, shared storage in a multi-machine deployment; unset: `data.dir`"
+        )] | None = None
+
+
+class TriggersSettings(_Section):
+    enabled: Annotated[bool, _doc("evaluate trigger rules on the live event flow (docs/customers.md)")] = True
+    cart_abandoned_s: Annotated[int, _doc(
+        "fire `cart_abandoned` this long after a shopper's last add-to-cart without a purchase "
+        "since (0 turns the rule off)", ge=0)] = 1_800
+    viewed_min_views: Annotated[int, _doc(
+        "fire `viewed_not_carted` when an item is viewed this many times within "
+        "`viewed_window_s` without being in the cart (0 turns the rule off)", ge=0, le=1_000)] = 3
+    viewed_min_price: Annotated[float, _doc(
+        "...only for items at or above this unit price (the event's `price`, else the catalog's)",
+        ge=0)] = 100.0
+    viewed_window_s: Annotated[int, _doc("window of `viewed_min_views`", ge=1)] = 86_400
+    first_visit_segments: Annotated[str, _doc(
+        "fire `first_visit` on a signed-in customer's first event of a new session when their live "
+        "segment is one of these (comma-separated; empty turns the rule off)", max_length=400)] = \
+        "dormant,at_risk"
+    per_customer: Annotated[int, _doc("at most this many triggers per customer per `rate_window_s` "
+                                      "(the others are suppressed, and counted)", ge=1)] = 3
+    rate_window_s: Annotated[int, _doc("window of `per_customer`", ge=1)] = 86_400
+    remember_s: Annotated[int, _doc(
+        "how long a fired (or suppressed) trigger is remembered so the same occasion never fires "
+        "twice (>= `rate_window_s`)", ge=60)] = 7 * 86_400
+    suggestions: Annotated[int, _doc("suggested items in a fired trigger (from the ladder)", ge=0,
+                                     le=100)] = 5
+    tracked_items: Annotated[int, _doc(
+        "items per shopper whose views and cart presence the rules track (past it, the oldest go)",
+        ge=1, le=1_000)] = 32
+    stream_maxlen: Annotated[int, _doc("fired triggers kept per stream shard for consumers",
+                                       ge=100)] = 100_000
+    poll_ms: Annotated[int, _doc("how often the worker holding the trigger lock looks for due timers "
+                                 "and undelivered triggers", ge=10, le=10_000)] = 100
+    lock_ms: Annotated[int, _doc(
+        "the trigger lock's lease: a worker that dies is taken over within this (renewed every "
+        "poll)", ge=100)] = 2_000
+    webhook_url: Annotated[str, _doc(
+        "POST every fired trigger here (JSON, signed with `webhook_secret`); unset: the Redis stream "
+        "only", max_length=2_000)] | None = None
+    webhook_secret: Annotated[str, _doc(
+        "HMAC-SHA256 key of the `X-Vitrine-Signature` header (docs/customers.md shows how to "
+        "verify it)")] | None = None
+    webhook_timeout_s: Annotated[float, _doc("timeout of one webhook POST", gt=0, le=60)] = 5.0
+    webhook_attempts: Annotated[int, _doc(
+        "attempts per trigger (backing off from 0.5 s, doubling); then it is skipped, logged and "
+        "counted", ge=1, le=20)] = 5
+
+    @property
+    def first_visit(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.first_visit_segments.split(",") if s.strip())
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
@@ -208,6 +284,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
     experiments: ExperimentsSettings = ExperimentsSettings()
+    customers: CustomersSettings = CustomersSettings()
+    triggers: TriggersSettings = TriggersSettings()
 
     def __post_init__(self) -> None:
         r = self.recommend
@@ -215,6 +293,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("recommend.default_k must be <= recommend.max_k")
         if r.candidates < r.max_k:
             raise ValueError("recommend.candidates must be >= recommend.max_k")
+        if self.triggers.remember_s < self.triggers.rate_window_s:
+            raise ValueError("triggers.remember_s must be >= triggers.rate_window_s")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `section.field` values changed: `s.replace(**{"server.port": 9000})`."""

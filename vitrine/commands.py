@@ -72,7 +72,7 @@ def _config(args: argparse.Namespace) -> int:
     rows = []
     for section, field, _ in fields():
         value = getattr(getattr(settings, section), field)
-        if field in ("admin_token", "public_keys") and value:
+        if field in ("admin_token", "public_keys", "webhook_secret") and value:
             value = "***"
         elif section == "redis" and field == "url" and value:
             from server.store.wire import redact

@@ -9,7 +9,8 @@ A kill at any point and a rerun leave every acknowledged event in the archive ex
 batch killed before its commit is redone (its partial files deleted), one killed after its
 commit but before the trim is trimmed at the next start. Entries are archived as they were
 accepted, not re-validated: an event a later version's bounds would refuse was acknowledged.
-Erased shoppers' entries (a tombstone set kept by the erasure endpoint) are left out.
+Erased shoppers' entries (the digests `DELETE /v1/users/{id}` keeps in `<p>:{g}:erased`) are
+left out, whenever they arrived.
 """
 
 from __future__ import annotations
@@ -37,25 +38,33 @@ def shard_root(root: str | Path, shard: int | None) -> str:
 
 
 async def export_events(client, root: str | Path, keys: Keys, *, batch: int = 10_000, trim: bool = True,
-                        lock_ttl_s: int = 3_600, erased: set[str] | None = None) -> dict[str, int]:
+                        lock_ttl_s: int = 3_600) -> dict[str, int]:
     """Archive every entry not yet archived, from every shard; returns the events archived per
     shard root (only shards with new ones). `client` is redis-py (a Redis or a RedisCluster).
-    `erased`: shopper tags (`{u:…}`, `{s:…}`) whose entries are left out. Raises ExportBusy
+    Raises ExportBusy
     when another export is running, RedisError/OSError when Redis or the storage fail (nothing
     of the failed batch is trimmed then)."""
     token = secrets.token_hex(8)
     if not await client.set(keys.export_lock, token, nx=True, ex=lock_ttl_s):
         raise ExportBusy(f"another export is running (lock {keys.export_lock}); retry later")
     try:
+        # Erased shoppers (DELETE /v1/users/{id}) are left out, whenever their events arrived.
+        erased = {m.decode() for m in await client.smembers(keys.erased)}
         written = {}
         for shard in (None, *range(keys.shards)):
             sub = shard_root(root, shard)
-            n = await _export_shard(client, keys, shard, sub, batch=batch, trim=trim, erased=erased or set())
+            n = await _export_shard(client, keys, shard, sub, batch=batch, trim=trim, erased=erased)
             if n:
                 written[sub] = n
         return written
     finally:
         await client.eval(_RELEASE, 1, keys.export_lock, token)
+
+
+def is_erased(event: dict, erased: set[str]) -> bool:
+    user, session = event.get("user_id"), event.get("session_id")
+    return bool(erased) and ((isinstance(user, str) and Keys.erased_member("u", user) in erased) or (
+        isinstance(session, str) and Keys.erased_member("s", session) in erased))
 
 
 async def _export_shard(client, keys: Keys, shard: int | None, root: str, *, batch: int, trim: bool,
@@ -67,7 +76,7 @@ async def _export_shard(client, keys: Keys, shard: int | None, root: str, *, bat
     exported = 0
     while rows := await client.xrange(stream, min=f"({position}" if position else "-", count=batch):
         first, last = rows[0][0].decode(), rows[-1][0].decode()
-        events = [e for e in (_decode(fields[b"e"]) for _, fields in rows) if _tag(e) not in erased]
+        events = [e for e in (_decode(fields[b"e"]) for _, fields in rows) if not is_erased(e, erased)]
         archive.write_batch(root, events, first, last)
         # The server's backlog check reads this (server/ops/health.py); the archive's own
         # position is the commit point.
@@ -83,6 +92,3 @@ async def _trim_through(client, stream: str, position: str) -> None:
     await client.xtrim(stream, minid=position, approximate=False)  # the entries before it
     await client.xdel(stream, position)
 
-
-def _tag(event: dict) -> str:
-    return Keys.shopper_tag(event.get("user_id"), event.get("session_id"))

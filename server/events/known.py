@@ -31,3 +31,24 @@ NOTHING_KNOWN = _NothingKnown()
 def known_ids(app: web.Application) -> Known:
     served = app[MODELS].current
     return served.model if served is not None else NOTHING_KNOWN
+
+
+def _no_price(item_id: str) -> float | None:
+    return None
+
+
+def prices(app: web.Application):
+    """A known item's unit price (None: unknown), for events without a `price`: purchase amounts
+    (live RFM) and the price of a viewed item (trigger rules). The served model's catalog; a live
+    catalog's prices belong here too."""
+    served = app[MODELS].current
+    if served is None:
+        return _no_price
+    index, price = served.model.art.item_index, served.model.art.items.price
+
+    def price_of(item_id: str) -> float | None:
+        i = index.get(item_id)
+        value = float(price[i]) if i is not None else None
+        return value if value is not None and value == value else None
+
+    return price_of

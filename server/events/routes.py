@@ -11,8 +11,8 @@ import orjson
 from aiohttp import web
 
 from models.events import MAX_ID_LEN, Event, ts_problem
-from server.appkeys import EXPERIMENTS, KEY_ID, LIMITER, METRICS, REQUEST_ID, SESSIONS, SETTINGS
-from server.events.known import known_ids
+from server.appkeys import EXPERIMENTS, KEY_ID, LIMITER, METRICS, REQUEST_ID, SESSIONS, SETTINGS, TRIGGERS
+from server.events.known import known_ids, prices
 from server.ops.health import LogOnce
 from server.schemas import EventsAccepted, Rejected
 from server.settings import Settings
@@ -95,10 +95,16 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
         raise Unprocessable("no valid event in the request",
                             extra={"rejected": [msgspec.to_builtins(r) for r in rejected]})
     try:
-        result = await request.app[SESSIONS].ingest(valid, now_ms=now_ms, known=known_ids(request.app))
+        result = await request.app[SESSIONS].ingest(valid, now_ms=now_ms, known=known_ids(request.app),
+                                                    prices=prices(request.app))
         # Goal events converting experiment units: also before the acknowledgement, so a
-        # failure here is retried by the client like any other (and counted once).
-        await request.app[EXPERIMENTS].attribute(valid)
+        # failure here is retried by the client like any other (and counted once). A shopper
+        # who refused personalization has no assignment, and no record of their goal events.
+        refused = result.not_stored
+        await request.app[EXPERIMENTS].attribute([e for i, e in enumerate(valid) if i not in refused])
+        # Trigger rules the events completed fire now, also before the acknowledgement: a retry
+        # reports the same signals, and an occasion fires once.
+        await request.app[TRIGGERS].on_ingest(valid, result, now_ms)
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
         # The reason (which Redis, which script) is for the operator's log, not the storefront.

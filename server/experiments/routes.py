@@ -9,7 +9,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from server.appkeys import EXPERIMENTS, REQUEST_ID, SETTINGS
+from server.appkeys import CUSTOMERS, EXPERIMENTS, REQUEST_ID, SETTINGS
 from server.experiments.decide import decide
 from server.experiments.definitions import DefinitionError
 from server.experiments.serving import (
@@ -46,9 +46,12 @@ async def get_variants(request: web.Request, p: dict) -> web.Response:
     experiments = request.app[EXPERIMENTS]
     settings = request.app[SETTINGS]
     now_ms = int(time.time() * 1000)
+    customers = request.app[CUSTOMERS]
     state = await read_shopper(experiments.sessions, experiments.store, user_id=p["user_id"],
                                session_id=p["session_id"], now_ms=now_ms,
-                               timeout_s=settings.recommend.deadline_ms / 1000 * 0.7, assignments=True)
+                               timeout_s=settings.recommend.deadline_ms / 1000 * 0.7, assignments=True,
+                               customers=customers.store,
+                               as_of_ms=customers.as_of_ms(experiments.served_model()))
     attrs, covariate = shopper_targeting(request, state, user_id=p["user_id"], session_id=p["session_id"],
                                          channel=p["channel"], page=p["page"], attributes=p["attributes"])
     decisions = decide(experiments.snapshot.compiled, session_id=p["session_id"] or p["user_id"],
@@ -56,10 +59,12 @@ async def get_variants(request: web.Request, p: dict) -> web.Response:
                        user_sticky=state.user_assignments, session_sticky=state.session_assignments,
                        forced=forced, now_ms=now_ms, covariate=covariate)
     if state.degraded is None:  # without the sticky records, a decision must not be recorded
-        await record(request, decisions)
+        await record(request, decisions, state)
+    off = state.customer is not None and not state.customer.personalization
     return json_response(VariantsAnswer(slots=slot_answers(decisions.slots),
                                         version=experiments.snapshot.version,
-                                        live_signals=state.degraded is None, request_id=request[REQUEST_ID]))
+                                        live_signals=state.degraded is None, request_id=request[REQUEST_ID],
+                                        personalization="off" if off else "on"))
 
 
 @api.get("/v1/admin/experiments", summary="The experiments document being served (slots, experiments, rules)",

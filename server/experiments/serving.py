@@ -3,9 +3,11 @@ shopper's targeting attributes, recording a decision."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from server.appkeys import EXPERIMENTS, METRICS, SETTINGS
+from server.appkeys import CUSTOMERS, EXPERIMENTS, METRICS, SETTINGS
 from server.experiments.decide import Decisions
 from server.experiments.targeting import Shopper, targeting_attributes
 from server.shopper import ShopperState
@@ -42,27 +44,37 @@ def forced_variants(request: web.Request, pairs: list[str]) -> dict[str, str]:
 def shopper_targeting(request: web.Request, state: ShopperState, *, user_id: str | None,
                       session_id: str | None, channel: str | None, page: str | None,
                       attributes: dict | None) -> tuple[dict, float]:
-    """The targeting attributes of a request and the shopper's pre-exposure covariate."""
+    """The targeting attributes of a request and the shopper's pre-exposure covariate. A shopper
+    who refused personalization is targeted on the request's attributes alone."""
     served = request.app[EXPERIMENTS].served_model()
-    live = state.live
+    customer = state.customer
+    allowed = customer is None or customer.personalization
+    live = state.live if allowed else None
     affinity = dict(live.category_affinity) if live else {}
     total = sum(v for v in affinity.values() if v > 0)
     shares = {c: v / total for c, v in affinity.items() if v > 0} if total > 0 else {}
     top = max(shares, key=shares.__getitem__) if shares else None
     known_user = bool(user_id and served is not None and user_id in served.model.art.user_index)
     returning = bool(known_user or (live and (live.items or live.purchased)))
-    segment = served.caches.segment_of(served.model, user_id) if served is not None and user_id else None
+    # The live segment: the model's statistics plus the purchases since (server/customers/).
+    scores = request.app[CUSTOMERS].scores(served, user_id, customer, int(time.time() * 1000)) \
+        if served is not None and allowed else None
     shopper = Shopper(session_id=session_id or user_id or "", user_id=user_id, channel=channel,
-                      returning=returning, top_category=top, affinities=shares, rfm_segment=segment,
-                      page=page)
+                      returning=returning, top_category=top, affinities=shares,
+                      rfm_segment=scores.segment if scores else None,
+                      churn_probability=scores.churn_probability if scores else None,
+                      consent=customer.purposes if customer is not None else [], page=page)
     covariate = float(len(live.purchased)) if live else 0.0
     return targeting_attributes(shopper, attributes), covariate
 
 
-async def record(request: web.Request, decisions: Decisions) -> None:
+async def record(request: web.Request, decisions: Decisions, state: ShopperState | None = None) -> None:
     """Store new assignments and count new units. A failure is counted and logged, never the
-    shopper's problem: the next request decides again (deterministically) and retries."""
+    shopper's problem: the next request decides again (deterministically) and retries. Nothing
+    is recorded for a shopper who refused personalization (no key about them, not counted)."""
     if not decisions.writes:
+        return
+    if state is not None and state.customer is not None and not state.customer.personalization:
         return
     experiments = request.app[EXPERIMENTS]
     try:

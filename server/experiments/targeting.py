@@ -23,6 +23,7 @@ RESERVED = (
     "top_category",
     "affinities",
     "rfm_segment",
+    "churn_probability",
     "consent",
     "page",
 )
@@ -37,7 +38,8 @@ class Shopper(msgspec.Struct, kw_only=True):
     returning: bool = False  # seen before this session (has history in Redis or the model)
     top_category: str | None = None  # live affinity: the session's leading category
     affinities: dict[str, float] = {}  # live category affinities, category -> weight
-    rfm_segment: str | None = None  # published with the model (customers' RFM segments)
+    rfm_segment: str | None = None  # live: the model's statistics plus purchases since (customers)
+    churn_probability: float | None = None  # published by the churn model
     consent: list[str] = []  # purposes granted, e.g. ["personalization", "analytics"]
     page: str | None = None  # home, category, product, cart...
 
@@ -59,6 +61,7 @@ def targeting_attributes(shopper: Shopper, request_attributes: Mapping[str, Any]
     attrs["top_category"] = shopper.top_category
     attrs["affinities"] = shopper.affinities
     attrs["rfm_segment"] = shopper.rfm_segment
+    attrs["churn_probability"] = shopper.churn_probability
     attrs["consent"] = shopper.consent
     attrs["page"] = shopper.page
     return attrs

@@ -92,6 +92,9 @@ class Metrics:
         self.stream_dropped = Gauge("vitrine_stream_dropped_events",
                                     "Events the stream cap dropped before they were exported",
                                     registry=r, multiprocess_mode="livemax")
+        self.triggers = Counter("vitrine_triggers_total", "Customer triggers by rule and outcome (fired, "
+                                "duplicate, rate_limited, delivered, undelivered)", ["rule", "outcome"],
+                                registry=r)
         self._request_children: dict[tuple[str, int], tuple] = {}
         self._rung_children: dict[str, tuple] = {}
         self._event_children: dict[str, Counter] = {}

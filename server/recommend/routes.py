@@ -11,7 +11,18 @@ from dataclasses import replace
 import msgspec
 from aiohttp import web
 
-from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, RUNG, SESSIONS, SETTINGS, STARTED, TRENDING
+from server.appkeys import (
+    CUSTOMERS,
+    EXPERIMENTS,
+    METRICS,
+    REQUEST_ID,
+    RUNG,
+    SESSIONS,
+    SETTINGS,
+    STARTED,
+    TRENDING,
+)
+from server.customers.serving import BUY_AGAIN, prepare, rank_buy_again
 from server.experiments.decide import Decisions, SlotDecision, decide
 from server.experiments.serving import (
     ATTRIBUTES,
@@ -51,7 +62,7 @@ def _check_category(served: Served, category: str | None) -> None:
 
 
 def _answer(request: web.Request, served: Served, ranked: Ranked, placement: str | None, live_signals: bool,
-            decision: SlotDecision | None = None) -> Recommendations:
+            decision: SlotDecision | None = None, personalization: bool = True) -> Recommendations:
     ids, names = served.model.art.items.ids, served.model.art.items.category
     items = [RecommendedItem(ids[i], round(s, 6), r, names[i])
              for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
@@ -61,7 +72,8 @@ def _answer(request: web.Request, served: Served, ranked: Ranked, placement: str
     return Recommendations(items=items, rung=ranked.rung, model_version=served.model.version,
                            request_id=request[REQUEST_ID], placement=placement, live_signals=live_signals,
                            experiment=decision.experiment if chosen else None,
-                           variant=decision.variant if chosen else None)
+                           variant=decision.variant if chosen else None,
+                           personalization="on" if personalization else "off")
 
 
 def _respond(request: web.Request, served: Served, ranked: Ranked, placement: str | None,
@@ -80,15 +92,16 @@ def _query(served: Served, p: dict, placement: str, now_ms: int) -> Query:
 
 
 async def _read(request: web.Request, user_id: str | None, session_id: str | None, now_ms: int, *,
-                assignments: bool) -> ShopperState:
+                assignments: bool, served: Served | None = None) -> ShopperState:
     """The shopper's live state (and assignments) within 70% of what is left of the deadline;
     `degraded` says why when Redis couldn't answer in time."""
     settings = request.app[SETTINGS]
     left = request[STARTED] + settings.recommend.deadline_ms / 1000 - time.perf_counter()
-    experiments = request.app[EXPERIMENTS]
+    experiments, customers = request.app[EXPERIMENTS], request.app[CUSTOMERS]
     state = await read_shopper(request.app[SESSIONS], experiments.store, user_id=user_id,
                                session_id=session_id, now_ms=now_ms, timeout_s=max(left, 0.001) * 0.7,
-                               assignments=assignments)
+                               assignments=assignments, customers=customers.store,
+                               as_of_ms=customers.as_of_ms(served))
     if state.degraded:
         request.app[METRICS].degraded.labels(state.degraded).inc()
         request.app[METRICS].redis_error("read", state.degraded == "redis_timeout")
@@ -101,9 +114,13 @@ def _rank(request: web.Request, served: Served, q: Query, state: ShopperState,
     cfg = request.app[SETTINGS].recommend
     if decision is not None:
         cfg = placement_strategy(decision, cfg)
-    ranked = recommend(served.model, served.caches, q, state.live, trending, cfg)
+    prepared = prepare(request.app[CUSTOMERS], served, q, state)
+    if q.placement == BUY_AGAIN:
+        ranked = rank_buy_again(request.app[CUSTOMERS], served, prepared)
+    else:
+        ranked = recommend(served.model, served.caches, prepared.query, prepared.live, trending, cfg)
     live_signals = state.degraded is None and (ranked.rung not in ("trending", "popular") or trending.healthy)
-    return _answer(request, served, ranked, q.placement, live_signals, decision)
+    return _answer(request, served, ranked, q.placement, live_signals, decision, prepared.personalization)
 
 
 async def _decide(request: web.Request, state: ShopperState, *, user_id: str | None, session_id: str | None,
@@ -120,7 +137,7 @@ async def _decide(request: web.Request, state: ShopperState, *, user_id: str | N
                        user_id=user_id, attributes=attrs, slots=slots, placements=placements,
                        user_sticky=state.user_assignments, session_sticky=state.session_assignments,
                        forced=forced, now_ms=now_ms, covariate=covariate)
-    await record(request, decisions)
+    await record(request, decisions, state)
     return decisions
 
 
@@ -136,7 +153,7 @@ async def get_recommendations(request: web.Request, p: dict) -> web.Response:
     now_ms = int(time.time() * 1000)
     q = _query(served, p, p["placement"], now_ms)
     switched = q.placement in request.app[EXPERIMENTS].snapshot.compiled.by_placement
-    state = await _read(request, q.user_id, q.session_id, now_ms, assignments=switched)
+    state = await _read(request, q.user_id, q.session_id, now_ms, assignments=switched, served=served)
     decisions = (await _decide(request, state, user_id=q.user_id, session_id=q.session_id, now_ms=now_ms,
                                slots=[], placements=[q.placement], page=q.placement) if switched else None)
     decision = decisions.placements.get(q.placement) if decisions else None
@@ -167,7 +184,7 @@ async def get_page(request: web.Request, p: dict) -> web.Response:
     compiled = request.app[EXPERIMENTS].snapshot.compiled
     switched = [q.placement for q in queries if q.placement in compiled.by_placement]
     state = await _read(request, p["user_id"], p["session_id"], now_ms,
-                        assignments=bool(p["slot"] or switched))
+                        assignments=bool(p["slot"] or switched), served=served)
     decisions = await _decide(request, state, user_id=p["user_id"], session_id=p["session_id"], now_ms=now_ms,
                               slots=p["slot"], placements=switched, channel=p["channel"],
                               page=p["page"], attributes=p["attributes"], forced=forced)
@@ -178,9 +195,11 @@ async def get_page(request: web.Request, p: dict) -> web.Response:
                                      decisions.placements.get(q.placement) if decisions else None)
                   for q in queries}
     slots = slot_answers(decisions.slots) if decisions else {}
+    off = state.customer is not None and not state.customer.personalization
     return json_response(PageAnswer(recommendations=placements, slots=slots,
                                     version=request.app[EXPERIMENTS].snapshot.version,
-                                    live_signals=state.degraded is None, request_id=request[REQUEST_ID]))
+                                    live_signals=state.degraded is None, request_id=request[REQUEST_ID],
+                                    personalization="off" if off else "on"))
 
 
 async def _similar(request: web.Request, item_ids: list[str], k: int) -> web.Response:

@@ -31,6 +31,18 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{x:<experiment>}:u:<digest>` | a unit's exposure was counted | 400 days |
 | `<p>:{x:<experiment>}:cv:<digest>` | a unit's conversion was counted | 400 days |
 | `<p>:{x:<experiment>}:r:<digest>` | a goal event's revenue was counted for a unit | window + dedup TTL |
+| `<p>:{shopper}:consent` | hash `p` (personalization 1/0), `at` (ms), `purposes` (a,b,…) | consent TTL |
+| `<p>:{shopper}:plog` | zset msgpack `[ts, item_id, amount, event]` → ts: purchases | purchase log TTL |
+| `<p>:{shopper}:trig` | hash `v:<item>` → views `n:since`, `c:<item>` → carted at, `ca`, `pa` | session TTL |
+| `<p>:{u:<user_id>}:sessions` | zset session_id → last seen (ms): the customer's sessions | session TTL |
+| `<p>:{g:<n>}:consent:<digest>` | string 1/0: the shopper's consent, on their shard | consent TTL |
+| `<p>:{g:<n>}:timers` | zset shopper tag → due time (ms) of their cart timer | until due |
+| `<p>:{g:<n>}:fired:<digest>` | zset `1:`/`0:` + trigger id → time: fired / suppressed | remember TTL |
+| `<p>:{g:<n>}:triggers` | stream of fired triggers (`t`: shopper digest, `j`: JSON) | about maxlen |
+| `<p>:{g:<n>}:triggers-sent` | string: id of the shard's trigger delivered last (webhook) | none |
+| `<p>:{g}:trigger-lock` | string: the worker processing timers and webhooks | the lease |
+| `<p>:{g}:erased` | set `u:`/`s:` + digest of erased ids: the export skips their events | none |
+| `<p>:{c}:segment-rules`, `…-version` | the stored segment rules (JSON), their version | none |
 
 Bounds (settings of `redis`): `recent` keeps `recent_cap` entries; `bought` (with `returned`
 and `bought_at`) at most 1.25 × `purchases_cap` items and `aff` 1.25 × `affinity_cap`
@@ -42,6 +54,11 @@ one shopper reusing another's event id cannot suppress it. They are checked agai
 and the previous `ids` bucket, so a retry is recognised for at least `dedup_ttl`; a bucket holds
 at most `shopper_event_budget` ids (events past it still reach the stream, not the live state),
 so a shopper's keys stay bounded however many events they send.
+
+Customers (server/customers/): a `<digest>` naming a shopper in another slot is
+`shopper_digest(tag)` (16 bytes of blake2b, hex), never the id itself, so a key name built from
+free text can't collide and holds no id. Everything about a shopper is found from their tag
+(`shopper_everything`), their shard (`shard_of`) and that digest: erasure deletes it all.
 """
 
 from __future__ import annotations
@@ -52,6 +69,8 @@ from dataclasses import dataclass
 
 # read.lua reads the first four; shopper.lua writes all five.
 SHOPPER_FIELDS = ("recent", "bought", "returned", "aff", "bought_at")
+# shopper.lua reads `consent` and writes the others (server/customers/).
+CUSTOMER_FIELDS = ("consent", "plog", "trig", "sessions")
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,69 @@ class Keys:
     @property
     def export_lock(self) -> str:
         return f"{self.prefix}:{{g}}:export-lock"
+
+    # -- customers: consent, purchases, triggers (server/customers/) ---------------------
+    def customer(self, tag: str) -> list[str]:
+        """The shopper's customer keys in CUSTOMER_FIELDS order (`sessions` is used for users)."""
+        return [f"{self.prefix}:{tag}:{name}" for name in CUSTOMER_FIELDS]
+
+    def consent(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:consent"
+
+    def purchase_log(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:plog"
+
+    def trigger_state(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:trig"
+
+    def linked_sessions(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:sessions"
+
+    @staticmethod
+    def shopper_digest(tag: str) -> str:
+        return hashlib.blake2b(tag.encode(), digest_size=16).hexdigest()
+
+    def consent_mark(self, shard: int, tag: str) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:consent:{self.shopper_digest(tag)}"
+
+    def timers(self, shard: int) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:timers"
+
+    def fired(self, shard: int, tag: str) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:fired:{self.shopper_digest(tag)}"
+
+    def triggers(self, shard: int) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:triggers"
+
+    def triggers_sent(self, shard: int) -> str:
+        return f"{self.prefix}:{{g:{shard}}}:triggers-sent"
+
+    @property
+    def trigger_lock(self) -> str:
+        return f"{self.prefix}:{{g}}:trigger-lock"
+
+    @property
+    def erased(self) -> str:
+        return f"{self.prefix}:{{g}}:erased"
+
+    @staticmethod
+    def erased_member(kind: str, shopper_id: str) -> str:
+        """`u:`/`s:` + a digest of an erased user or session id (the id itself is gone)."""
+        return f"{kind}:{hashlib.blake2b(shopper_id.encode(), digest_size=16).hexdigest()}"
+
+    @property
+    def segment_rules(self) -> str:
+        return f"{self.prefix}:{{c}}:segment-rules"
+
+    @property
+    def segment_rules_version(self) -> str:
+        return f"{self.prefix}:{{c}}:segment-rules-version"
+
+    def shopper_everything(self, tag: str, bucket: int) -> list[str]:
+        """Every key named after one shopper in their own slot, for the dedup buckets around
+        `bucket` (erasure, consent withdrawal)."""
+        return [*self.shopper(tag), *(self.shopper_ids(tag, b) for b in range(bucket - 3, bucket + 2)),
+                self.assignments(tag), self.conversions_applied(tag), *self.customer(tag)]
 
     # -- experiments ----------------------------------------------------------------------
     def assignments(self, tag: str) -> str:

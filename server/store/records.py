@@ -16,7 +16,17 @@ class LiveSession:
     purchased: frozenset[str] = frozenset()
     returned: frozenset[str] = frozenset()
     category_affinity: dict[str, float] = field(default_factory=dict)
-    consent: bool | None = None  # not stored yet (the consent issue); None = unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A trigger rule an event completed (shopper.lua): `views` (an item viewed enough times, not
+    in the cart; episode `item:window start`) or `visit` (a signed-in shopper's new session;
+    episode the session id)."""
+    event: int  # index into the ingested events
+    kind: str
+    episode: str
+    item: str
 
 
 @dataclass(slots=True)
@@ -28,3 +38,7 @@ class IngestResult:
     unknown_items: int = 0
     unknown_categories: int = 0
     over_budget: int = 0
+    # Events of shoppers who refused personalization: accepted (trending counts them), but no
+    # key about the shopper was written (indices into the ingested events).
+    not_stored: frozenset[int] = frozenset()
+    signals: list[Signal] = field(default_factory=list)

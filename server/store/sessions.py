@@ -17,14 +17,15 @@ next training learns the new items.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 
 from models.events import DEFAULT_EVENT_WEIGHTS, Event, EventType
-from server.settings import RedisSettings
+from server.settings import CustomersSettings, RedisSettings, TriggersSettings
 from server.store.keys import Keys
-from server.store.records import IngestResult, LiveSession
+from server.store.records import IngestResult, LiveSession, Signal
 from server.store.scripts import Call, Script, run_scripts
 from server.store.trending import TrendingClock
 
@@ -37,7 +38,9 @@ SHOPPER, SHARD, READ = (Script.load(n) for n in ("shopper", "shard", "read"))
 # Affinity also counts browsing a category or searching: interest, not a positive.
 AFFINITY_WEIGHTS = {**DEFAULT_EVENT_WEIGHTS, "category_view": 1.0, "search": 0.5}
 TRENDING_WEIGHTS = dict(DEFAULT_EVENT_WEIGHTS)
-APPLIED, OVER_BUDGET = 1, 2  # shopper.lua's statuses (0: applied before)
+APPLIED, OVER_BUDGET, NOT_STORED = 1, 2, 3  # shopper.lua's statuses (0: applied before)
+_encode_purchase = msgspec.msgpack.Encoder().encode
+Prices = Callable[[str], float | None]  # a known item's catalog price (None: unknown)
 
 
 class Known(Protocol):
@@ -64,17 +67,27 @@ def cap_bound(cap: int) -> int:
     return cap + cap // 4
 
 
+def _no_prices(item_id: str) -> float | None:
+    return None
+
+
 class SessionStore:
-    def __init__(self, wire, settings: RedisSettings):
+    def __init__(self, wire, settings: RedisSettings, customers: CustomersSettings | None = None,
+                 triggers: TriggersSettings | None = None):
         self.wire = wire
         self.settings = settings
+        self.customers = customers or CustomersSettings()
+        self.triggers = triggers or TriggersSettings()
         self.keys = Keys(settings.prefix, settings.stream_shards)
         self.clock = TrendingClock(settings.trending_half_life_s)
 
     # -- writes -------------------------------------------------------------------------
-    async def ingest(self, events: list[Event], *, now_ms: int, known: Known = KNOWS_ALL) -> IngestResult:
+    async def ingest(self, events: list[Event], *, now_ms: int, known: Known = KNOWS_ALL,
+                     prices: Prices = _no_prices) -> IngestResult:
         """Store valid events. An event is accepted when either side was new for it (the other
-        may have been stored by an earlier, unacknowledged attempt). Raises StoreUnavailable."""
+        may have been stored by an earlier, unacknowledged attempt). `prices` gives the unit
+        price of an event without one (purchase amounts, the price of a viewed item).
+        Raises StoreUnavailable."""
         if not events:
             return IngestResult(0, [])
         by_shopper: dict[str, list[int]] = defaultdict(list)
@@ -88,42 +101,63 @@ class SessionStore:
         bucket = now_ms // (self.settings.dedup_ttl_s * 1000)
         calls: list[Call] = []
         shoppers: list[list[int]] = []
+        unit = [e.price if e.price is not None else (prices(x) if x else None) for e, x in zip(events, items,
+                                                                                               strict=True)]
         for tag, indices in by_shopper.items():
             keys = [*self.keys.shopper(tag), self.keys.shopper_ids(tag, bucket),
-                    self.keys.shopper_ids(tag, bucket - 1)]
-            calls.append((SHOPPER, keys, self._shopper_args(tag, indices, events, items, cats)))
+                    self.keys.shopper_ids(tag, bucket - 1), *self.keys.customer(tag)]
+            calls.append((SHOPPER, keys, self._shopper_args(tag, indices, events, items, cats, unit)))
             shoppers.append(indices)
         shards: list[list[int]] = []
         for shard, members in by_shard.items():
             calls.append(self._shard_call(shard, members, events, items, cats, now_ms))
             shards.append([i for i, _ in members])
         results = await run_scripts(self.wire, calls, self.settings.timeout_s)
-        new, over_budget = set(), 0
-        for group, statuses in zip(shoppers, results[:len(shoppers)], strict=True):
+        new, over_budget, not_stored, signals = set(), 0, set(), []
+        for group, (statuses, raw_signals) in zip(shoppers, results[:len(shoppers)], strict=True):
             for i, status in zip(group, statuses, strict=True):
                 if status == APPLIED:
                     new.add(i)
                 elif status == OVER_BUDGET:
                     over_budget += 1
+                elif status == NOT_STORED:
+                    not_stored.add(i)
+            for raw in raw_signals:
+                position, kind, episode, item = raw.decode().split("|", 3)
+                signals.append(Signal(group[int(position) - 1], kind, episode, item))
         new.update(group[int(j) - 1] for group, applied in zip(shards, results[len(shoppers):], strict=True)
                    for j in applied)
         return IngestResult(
             accepted=len(new), duplicates=[e.event_id for i, e in enumerate(events) if i not in new],
             unknown_items=sum(bool(e.item_id) and not x for e, x in zip(events, items, strict=True)),
             unknown_categories=sum(bool(e.category) and not c for e, c in zip(events, cats, strict=True)),
-            over_budget=over_budget)
+            over_budget=over_budget, not_stored=frozenset(not_stored), signals=signals)
 
     def _shopper_args(self, tag: str, indices: list[int], events: list[Event], items: list[str],
-                      cats: list[str]) -> list:
-        s = self.settings
+                      cats: list[str], unit: list[float | None]) -> list:
+        s, c, t = self.settings, self.customers, self.triggers
+        on = t.enabled
         args: list = [s.session_ttl_s, s.recent_cap, s.affinity_half_life_s * 1000, 2 * s.dedup_ttl_s,
                       s.affinity_cap, cap_bound(s.affinity_cap), s.purchases_cap, cap_bound(s.purchases_cap),
-                      s.shopper_event_budget]
+                      s.shopper_event_budget, int(c.default_consent), c.purchase_log_cap,
+                      c.purchase_log_ttl_s, c.linked_sessions_cap, t.tracked_items,
+                      t.viewed_min_views if on else 0, t.viewed_min_price, t.viewed_window_s * 1000,
+                      int(on and bool(t.first_visit)),
+                      int(on and (t.cart_abandoned_s > 0 or t.viewed_min_views > 0))]  # track the cart
+        signed_in = tag.startswith("{u:")
         for i in indices:
             e, item = events[i], items[i]
+            digest = self.keys.event_digest(tag, e.event_id)
             entry = _encode_recent((item, str(e.type), e.ts)) if item and e.type in _RECENT_TYPES else b""
-            args += [self.keys.event_digest(tag, e.event_id)[:8], item, str(e.type), e.ts, e.quantity,
-                     cats[i], AFFINITY_WEIGHTS.get(str(e.type), 0.0), entry]
+            price = unit[i]
+            price = price if price is not None and price == price else None  # NaN: unknown
+            purchase = b""
+            if e.type == EventType.PURCHASE:
+                # Spend counts even for an item the model doesn't know; buy-again reads known ones.
+                purchase = _encode_purchase((e.ts, item, (price or 0.0) * e.quantity, digest[:6].hex()))
+            args += [digest[:8], item, str(e.type), e.ts, e.quantity, cats[i],
+                     AFFINITY_WEIGHTS.get(str(e.type), 0.0), entry, purchase,
+                     "" if price is None else repr(float(price)), e.session_id if signed_in else ""]
         return args
 
     def _shard_call(self, shard: int, members: list[tuple[int, str]], events: list[Event], items: list[str],
@@ -131,14 +165,17 @@ class SessionStore:
         s, clock = self.settings, self.clock
         period = clock.period(now_ms)
         overall = self.keys.trending(shard, period)
-        keys = [self.keys.stream(shard), overall, self.keys.stream_dropped(shard)]
+        keys = [self.keys.stream(shard), overall, self.keys.stream_dropped(shard), self.keys.timers(shard)]
         args: list = [s.dedup_ttl_s, 2 * clock.period_ms // 1000, clock.increment_scale(now_ms),
-                      s.stream_maxlen or 0, s.trending_cap]
+                      s.stream_maxlen or 0, s.trending_cap, int(self.customers.default_consent)]
+        after_ms = self.triggers.cart_abandoned_s * 1000 if self.triggers.enabled else 0
         for i, tag in members:
             event = events[i]
             keys += [self.keys.accepted(shard, tag, event.event_id),
-                     self.keys.trending(shard, period, cats[i]) if cats[i] else overall]
-            args += [_encode_event(event), items[i], TRENDING_WEIGHTS.get(str(event.type), 0.0)]
+                     self.keys.trending(shard, period, cats[i]) if cats[i] else overall,
+                     self.keys.consent_mark(shard, tag)]
+            due = event.ts + after_ms if after_ms and items[i] and event.type == EventType.ADD_TO_CART else ""
+            args += [_encode_event(event), items[i], TRENDING_WEIGHTS.get(str(event.type), 0.0), tag, due]
         return SHARD, keys, args
 
     # -- reads --------------------------------------------------------------------------
@@ -150,19 +187,26 @@ class SessionStore:
         reply = (await run_scripts(self.wire, [self.read_call(user_id, session_id, now_ms)], bound))[0]
         return self.parse_read(reply)
 
-    def read_call(self, user_id: str | None, session_id: str | None, now_ms: int) -> Call:
+    def read_call(self, user_id: str | None, session_id: str | None, now_ms: int,
+                  purchases_after_ms: int | None = None) -> Call:
         """The read as a script call, for a caller that reads more of the shopper in the same
-        round trip (server/shopper.py)."""
+        round trip (server/shopper.py). With `purchases_after_ms`, the reply also holds the
+        shopper's consent record and the purchases they made after it (server/customers/)."""
         s = self.settings
-        keys = self.keys.shopper(self.keys.shopper_tag(user_id, session_id))[:4]
-        return READ, keys, [s.recent_cap, now_ms, s.affinity_half_life_s * 1000, cap_bound(s.purchases_cap),
-                            cap_bound(s.affinity_cap)]
+        tag = self.keys.shopper_tag(user_id, session_id)
+        keys = self.keys.shopper(tag)[:4]
+        args = [s.recent_cap, now_ms, s.affinity_half_life_s * 1000, cap_bound(s.purchases_cap),
+                cap_bound(s.affinity_cap)]
+        if purchases_after_ms is not None:
+            keys += [self.keys.consent(tag), self.keys.purchase_log(tag)]
+            args.append(purchases_after_ms)
+        return READ, keys, args
 
     @staticmethod
     def parse_read(reply: list) -> LiveSession:
         # The script also filters purchases and decays affinities: decoding a full session
         # went from ~95 to ~36 µs of event-loop time (timeit, 50 recent, 40 bought, 12 cats).
-        raw_recent, raw_purchased, raw_returned, flat_aff = reply
+        raw_recent, raw_purchased, raw_returned, flat_aff = reply[:4]
         return LiveSession(
             items=[_decode_recent(x) for x in raw_recent],
             purchased=frozenset(x.decode() for x in raw_purchased),

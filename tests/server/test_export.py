@@ -118,7 +118,8 @@ async def test_a_failed_write_trims_nothing(stores, tmp_path):
 
 async def test_erased_shoppers_are_left_out(stores, tmp_path):
     await stores.sessions.ingest([ev("a", user_id="u1"), ev("b", user_id="gone")], now_ms=T0)
-    await export_events(stores.client, tmp_path, KEYS, erased={"{u:gone}"})
+    await stores.client.sadd(KEYS.erased, Keys.erased_member("u", "gone"))  # as DELETE /v1/users/gone
+    await export_events(stores.client, tmp_path, KEYS)
     assert [r["user_id"] for r in archived(tmp_path)] == ["u1"]
     assert await stores.client.xlen(STREAM) == 0  # left out, and trimmed with the rest
 

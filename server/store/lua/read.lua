@@ -1,8 +1,10 @@
--- A shopper's live state in one command (one slot): recent items, purchases, returns, affinity.
--- KEYS: recent, bought, returned, aff
--- ARGV: recent_cap, now_ms, affinity_half_life_ms, purchases_bound, affinity_bound
+-- A shopper's live state in one command (one slot): recent items, purchases, returns, affinity,
+-- and (with the customer keys) their consent and the purchases logged since the model.
+-- KEYS: recent, bought, returned, aff[, consent, plog]
+-- ARGV: recent_cap, now_ms, affinity_half_life_ms, purchases_bound, affinity_bound[, as_of_ms]
 -- Returns {recent entries, items with a positive net purchase, returned items,
---          flat {category, affinity decayed to now_ms (as a string: Lua numbers reply as ints)}}.
+--          flat {category, affinity decayed to now_ms (as a string: Lua numbers reply as ints)}
+--          [, {consent p, at, purposes}, purchase-log members after as_of_ms, oldest first]}.
 -- Filtering and decaying here keeps that work off the server's event loop. The cost is bounded
 -- by the caps whatever is stored: the write script keeps each key within its bound, and a key
 -- beyond it (left by an earlier version) is skipped here, not walked.
@@ -30,9 +32,15 @@ if redis.call('HLEN', KEYS[4]) <= 2 * aff_bound then
     end
   end
 end
-return {
+local out = {
   redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1),
   purchased,
   returned,
   affinity,
 }
+if #KEYS == 6 then
+  -- The purchase log is capped by the write script (purchase_log_cap), so this is bounded too.
+  out[5] = redis.call('HMGET', KEYS[5], 'p', 'at', 'purposes')
+  out[6] = redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. ARGV[6], '+inf')
+end
+return out

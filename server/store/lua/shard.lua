@@ -1,33 +1,41 @@
 -- Accept events into one stream shard and its trending counters, once per shopper and event_id.
--- KEYS: stream, trending (overall), dropped-entries counter, then per event: accepted-mark key,
---       category trending key (the overall key again when the event has no known category)
---       -- all in the shard's {g:n} slot.
+-- KEYS: stream, trending (overall), dropped-entries counter, timers, then per event:
+--       accepted-mark key, category trending key (the overall key again when the event has no
+--       known category), the shopper's consent mark  -- all in the shard's {g:n} slot.
 -- ARGV: dedup_ttl_s, trend_ttl_s, trend_increment_scale, stream_maxlen (0 = unbounded),
---       trending_cap (members kept per sorted set),
---       then 3 per event: payload (msgpack Event), item_id ('' if none or unknown), trending weight
+--       trending_cap (members kept per sorted set), consent_default (1/0),
+--       then 5 per event: payload (msgpack Event), item_id ('' if none or unknown), trending weight,
+--       shopper tag, cart timer's due time ('' unless an add_to_cart starts or moves one)
 -- Returns the events' indices (1-based) that were new.
+-- The consent mark mirrors the shopper's choice on their shard (a script can't read another
+-- slot on a Redis Cluster): a shopper who refused personalization still counts in trending (an
+-- anonymous aggregate), but their event enters no stream and starts no timer.
 -- All or nothing, as shopper.lua: arguments and key types are checked before the first write.
 -- The stream is cut back to about stream_maxlen once per call (whole nodes: `~`), and what that
 -- drops (never exported, unless the export ran with --keep) is added to the counter.
-local H = 5
+local H, K, A = 6, 4, 5
 local dedup_ttl, trend_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local scale, maxlen, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = (#KEYS - 3) / 2
-if n ~= math.floor(n) or #ARGV ~= H + 3 * n or not (dedup_ttl and trend_ttl and scale and maxlen and cap) then
+local consent_default = ARGV[6] == '1'
+local n = (#KEYS - K) / 3
+if n ~= math.floor(n) or #ARGV ~= H + A * n or not (dedup_ttl and trend_ttl and scale and maxlen and cap) then
   return redis.error_reply('ERR bad arguments')
 end
 local function has_type(key, want)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == want
 end
-if not (has_type(KEYS[1], 'stream') and has_type(KEYS[2], 'zset') and has_type(KEYS[3], 'string')) then
+if not (has_type(KEYS[1], 'stream') and has_type(KEYS[2], 'zset') and has_type(KEYS[3], 'string')
+        and has_type(KEYS[4], 'zset')) then
   return redis.error_reply('WRONGTYPE a shard key holds the wrong type')
 end
 for e = 1, n do
-  local w = tonumber(ARGV[H + 3 * e])
-  if not (w and w == w and w >= 0 and w < 1e9 and has_type(KEYS[2 + 2 * e], 'string')
-          and has_type(KEYS[3 + 2 * e], 'zset')) then
-    return redis.error_reply('ERR event ' .. e .. ': bad weight or key type')
+  local a, k = H + A * (e - 1), K + 3 * (e - 1)
+  local w, due = tonumber(ARGV[a + 3]), ARGV[a + 5]
+  if not (w and w == w and w >= 0 and w < 1e9 and has_type(KEYS[k + 1], 'string')
+          and has_type(KEYS[k + 2], 'zset') and has_type(KEYS[k + 3], 'string')
+          and (due == '' or tonumber(due))) then
+    return redis.error_reply('ERR event ' .. e .. ': bad weight, due time or key type')
   end
 end
 
@@ -37,11 +45,18 @@ local function bound(key)
 end
 local new = {}
 for e = 1, n do
-  local dkey, ckey = KEYS[2 + 2 * e], KEYS[3 + 2 * e]
-  local payload, item, w = ARGV[H + 3 * e - 2], ARGV[H + 3 * e - 1], tonumber(ARGV[H + 3 * e])
+  local a, k = H + A * (e - 1), K + 3 * (e - 1)
+  local dkey, ckey = KEYS[k + 1], KEYS[k + 2]
+  local payload, item, w = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   if redis.call('SET', dkey, 1, 'NX', 'EX', dedup_ttl) then
     new[#new + 1] = e
-    redis.call('XADD', KEYS[1], '*', 'e', payload)
+    local choice = redis.call('GET', KEYS[k + 3])
+    local allowed
+    if choice then allowed = choice == '1' else allowed = consent_default end
+    if allowed then
+      redis.call('XADD', KEYS[1], '*', 'e', payload)
+      if ARGV[a + 5] ~= '' then redis.call('ZADD', KEYS[4], 'GT', ARGV[a + 5], ARGV[a + 4]) end
+    end
     if item ~= '' and w > 0 then
       redis.call('ZINCRBY', KEYS[2], w * scale, item)
       if ckey ~= KEYS[2] then

@@ -220,10 +220,6 @@ class CustomersSettings(_Section):
     linked_sessions_cap: Annotated[int, _doc(
         "sessions remembered per signed-in customer (so erasure finds their anonymous keys and "
         "events): the most recent are kept", ge=1, le=100_000)] = 500
-    tombstones_dir: Annotated[Path, _doc(
-        "where erasures write their tombstone files (`_tombstones/*.json`, the trainer's contract): "
-        "the event archive's root, shared storage in a multi-machine deployment; unset: `data.dir`"
-        )] | None = None
 
 
 class TriggersSettings(_Section):

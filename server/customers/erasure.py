@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.asyncio.cluster import RedisCluster
 
-from server.customers.tombstones import write_tombstone
+from models.tombstones import write_tombstone
 from server.settings import Settings
 from server.store.keys import Keys
 

@@ -158,7 +158,7 @@ async def delete_user(request: web.Request, p: dict) -> web.Response:
         erased = await erase_customer(
             customers.store.client, customers.store.keys, settings, user_id=p["user_id"],
             sessions=p["session_id"], experiments=experiments,
-            tombstones_root=settings.customers.tombstones_dir or settings.data.dir,
+            tombstones_root=settings.data.archive_root,
             now_ms=int(time.time() * 1000))
     except (RedisError, OSError) as exc:
         raise Unavailable(f"erasure not complete ({type(exc).__name__}): retry, it resumes",

@@ -19,11 +19,20 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{g:<n>}:export` | string: stream id of the shard exported last | none |
 | `<p>:{g}:stream`, `<p>:{g}:export` | the one stream of versions before the shards | until exported |
 | `<p>:{g}:export-lock` | string: an export is running (one at a time) | export timeout |
+| `<p>:{m}:items` | hash item_id → msgpack map of the live catalog's fields set (each value msgpack) | none |
+| `<p>:{m}:items:log` | stream: the item ids each catalog write changed (field `ids`, msgpack) | capped |
+| `<p>:{m}:rules` | hash rule_id → the merchandising rule (JSON) | none |
+| `<p>:{m}:rules:version` | integer bumped by every rule change | none |
+| `<p>:{m}:rules:file` | digest of the rules file applied last | none |
 
 Event ids are scoped by shopper (the `ids` hash, the digest of the accepted mark), so one
 shopper reusing another's event id cannot suppress it. They are checked against the current and
 the previous `ids` bucket, so a retry is recognised for at least `dedup_ttl` and the hash stays
 bounded for a shopper active for years.
+
+The live catalog and the merchandising rules share one slot, `{m}`: they are written by admin
+calls and read by each worker's background refresh (a few small reads a second per worker),
+never per request, so one slot carries them without becoming a hot spot.
 """
 
 from __future__ import annotations
@@ -87,3 +96,24 @@ class Keys:
     @property
     def export_lock(self) -> str:
         return f"{self.prefix}:{{g}}:export-lock"
+
+    # -- live catalog and merchandising rules ---------------------------------------------
+    @property
+    def catalog_items(self) -> str:
+        return f"{self.prefix}:{{m}}:items"
+
+    @property
+    def catalog_log(self) -> str:
+        return f"{self.prefix}:{{m}}:items:log"
+
+    @property
+    def rules(self) -> str:
+        return f"{self.prefix}:{{m}}:rules"
+
+    @property
+    def rules_version(self) -> str:
+        return f"{self.prefix}:{{m}}:rules:version"
+
+    @property
+    def rules_file(self) -> str:
+        return f"{self.prefix}:{{m}}:rules:file"

@@ -149,8 +149,8 @@ def parse_rules(items: Iterable[Any], *, segments: Iterable[str] | None = None) 
         try:
             rule = msgspec.convert(obj, AnyRule, strict=False)
         except msgspec.ValidationError as exc:
-            message, _, where = str(exc).rpartition(" - at `$")
-            err(f"{at}{where.rstrip('`')}" if where else at, message or str(exc))
+            message, found, where = str(exc).rpartition(" - at `$")
+            err(f"{at}{where.rstrip('`')}" if found else at, message if found else str(exc))
             continue
         for field, message in rule_problems(rule, known):
             err(f"{at}.{field}", message)

@@ -15,7 +15,11 @@ from aiohttp import web
 from threadpoolctl import threadpool_limits
 
 from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.catalog.routes import api as catalog_api
+from server.catalog.routes import catalog_ctx
 from server.events.routes import api as events_api
+from server.merchandising.routes import api as merchandising_api
+from server.merchandising.routes import rules_ctx
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.ops.routes import api as ops_api
@@ -31,7 +35,7 @@ from server.web.middleware import request_context
 from server.web.openapi import document
 
 log = logging.getLogger("vitrine.server")
-API_GROUPS = [events_api, recommend_api, ops_api]
+API_GROUPS = [events_api, recommend_api, catalog_api, merchandising_api, ops_api]
 
 
 async def _stop(task: asyncio.Task) -> None:
@@ -78,6 +82,8 @@ def create_app(settings: Settings) -> web.Application:
     app[MODELS] = ModelHolder(settings.model.store)
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(catalog_ctx)  # before the model: its view of the items is built on load
+    app.cleanup_ctx.append(rules_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:
         api.mount(app, settings)

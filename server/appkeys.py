@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.catalog.live import LiveCatalog
+from server.merchandising.live import LiveRules
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.recommend.trending import TrendingSnapshot
@@ -15,6 +17,8 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Connections)
 SESSIONS = web.AppKey("sessions", SessionStore)
 TRENDING = web.AppKey("trending", TrendingSnapshot)
+CATALOG = web.AppKey("catalog", LiveCatalog)  # the live catalog's in-process mirror (`knows()`)
+RULES = web.AppKey("rules", LiveRules)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes

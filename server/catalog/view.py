@@ -73,6 +73,15 @@ class ItemsView:
         code = int(self.category[i])
         return self.categories[code] if code >= 0 else None
 
+    def price_of(self, i: int) -> float | None:
+        """The price to show: the catalog's as given, else the model's float32 as its shortest
+        decimal (9.99, not 9.989999771)."""
+        record = self.record(i)
+        if record is not None and record.price is not None:
+            return record.price
+        price = self.price[i]
+        return None if price != price else float(str(price))
+
     def tags_of(self, i: int) -> tuple[str, ...]:
         return self._item_tags.get(i, ())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from server.merchandising.compiled import NO_EFFECT, Effect, RuleIndex
+from server.recommend.filtered import AllowedSet
 
 
 class Applied:
@@ -23,6 +24,15 @@ class Applied:
     @property
     def show_out_of_stock(self) -> bool:
         return self.effect.show_out_of_stock is True
+
+    def allowed(self, scan: int) -> AllowedSet | None:
+        """Where candidates come from when include-only rules are in scope (None otherwise)."""
+        if self.index is None or not self.effect.include_key:
+            return None
+        allowed = self.index.allowed(self.effect, scan)
+        if allowed.size < self.index.view.n_model:  # the candidates come from the rules' items only
+            self.note(self.effect.slot_rule[s] for s in self.effect.include_key)
+        return allowed
 
     def bits(self, items: np.ndarray) -> np.ndarray:
         return self.index.bits[items]  # type: ignore[union-attr]
@@ -65,3 +75,7 @@ class Applied:
     def note(self, rule_ids) -> None:
         for rule_id in rule_ids:
             self.changed[rule_id] = None
+
+    def changed_rules(self) -> list[str]:
+        """The rules that changed the answer, in the rule set's order (priority, then id)."""
+        return [r for r in self.effect.ids if r in self.changed]

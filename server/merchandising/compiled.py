@@ -23,10 +23,11 @@ import numpy as np
 from server.catalog.view import ItemsView
 from server.experiments.conditions import Condition, compile_condition
 from server.merchandising.rules import MATCH_KINDS, AnyRule, Match, OutOfStock, Pin, rule_problems
+from server.recommend.filtered import AllowedSet
 from server.recommend.placements import RULE_PLACEMENTS
 
 EFFECTS_KEPT = 1_024  # distinct scopes cached per index (placements x segments x conditions)
-ALLOWED_KEPT = 64  # include-only sets cached per index
+ALLOWED_MAX_BYTES = 128 << 20  # include-only candidate sets kept per index (5 MB each at 20k items)
 
 
 class Matcher:
@@ -257,7 +258,7 @@ class RuleIndex:
             self.bits[c.matcher.all_items(view), word] |= np.uint64(1 << bit)  # type: ignore[union-attr]
         self.bits_version = 0  # bumped when a catalog change moved an item in or out of a rule
         self._effects: dict[tuple[int, ...], Effect] = {}
-        self.allowed_sets: dict[tuple, Any] = {}  # include-only candidate sets (retrieval), by key
+        self._allowed: dict[tuple, AllowedSet] = {}  # include-only candidate sets, by their rules
 
     def sync(self) -> None:
         """Re-match the items the catalog changed since this index last looked."""
@@ -281,7 +282,7 @@ class RuleIndex:
             self.bits[rows] = new
         if changed:
             self.bits_version += 1
-            self.allowed_sets.clear()
+            self._allowed.clear()
         self.version = view.version
 
     def effect(self, chosen: tuple[int, ...]) -> Effect:
@@ -293,3 +294,20 @@ class RuleIndex:
                 self._effects.clear()
             effect = self._effects[chosen] = Effect(self.ruleset, chosen)
         return effect
+
+    def allowed(self, effect: Effect, scan: int) -> AllowedSet | None:
+        """The candidates of the include-only rules in `effect` (None without any), made once
+        per set of rules and catalog state."""
+        if not effect.include_key:
+            return None
+        key = (effect.include_key, scan)
+        found = self._allowed.get(key)
+        if found is None:
+            inc = effect.include
+            bits = self.bits[: self.view.n_model]
+            ok = ((bits & inc) == inc).all(axis=1) if bits.shape[1] > 1 else (bits[:, 0] & inc[0]) == inc[0]
+            found = AllowedSet(self.view.model, ok, scan)
+            if sum(a.nbytes for a in self._allowed.values()) + found.nbytes > ALLOWED_MAX_BYTES:
+                self._allowed.clear()
+            self._allowed[key] = found
+        return found

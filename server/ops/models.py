@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class ModelHolder:
         self.current: Served | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        # Run in the loader's thread with a model about to be served (the live catalog builds its
+        # view of the items, the rules match them), so its first requests don't.
+        self.on_load: list[Callable[[ServingModel], object]] = []
 
     @property
     def model(self) -> ServingModel | None:
@@ -56,6 +60,11 @@ class ModelHolder:
             log.error("model reload failed, still serving %s: %s",
                       self.current.model.version if self.current else "nothing", exc)
             return self.current
+        for prepare in self.on_load:
+            try:
+                prepare(model)
+            except Exception:  # the request path builds what a failed hook didn't
+                log.exception("preparing model %s failed; its first requests will", version)
         self.current, self.last_error = Served(model, Caches(model)), None
         self.reloads += 1
         log.info("serving model %s", version)

@@ -44,7 +44,8 @@ def _value(bound: Any, settings: Settings) -> Any:
 @dataclass(frozen=True)
 class Param:
     """One query or path parameter. `kind`: `id` (an identifier, ≤ 128 characters), `ids`
-    (repeated or comma-separated identifiers), `int`, `enum` (one of `choices`)."""
+    (repeated or comma-separated identifiers; each one of `choices` if given), `int`, `enum`
+    (one of `choices`)."""
 
     name: str
     description: str
@@ -65,8 +66,8 @@ class Param:
             lo, hi = _value(self.minimum, settings), _value(self.maximum, settings)
             return lambda request: _int(request, name, default, lo, hi, required)
         if self.kind == "ids":
-            limit = self.max_items
-            return lambda request: _ids(request, name, limit, required)
+            limit, choices = self.max_items, self.choices
+            return lambda request: _ids(request, name, limit, required, choices)
         if self.kind == "enum":
             choices = self.choices
             return lambda request: _enum(request, name, default, choices, required)
@@ -82,7 +83,8 @@ class Param:
                     s[key] = _value(bound, settings)
         elif self.kind == "ids":
             s = {"type": "array", "maxItems": self.max_items,
-                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"}}
+                 "items": ({"type": "string", "enum": list(self.choices)} if self.choices else
+                           {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"})}
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
         else:
@@ -152,7 +154,8 @@ def _enum(request: web.Request, name: str, default: str | None, choices: tuple[s
     return raw
 
 
-def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[str]:
+def _ids(request: web.Request, name: str, limit: int, required: bool,
+         choices: tuple[str, ...] = ()) -> list[str]:
     """Repeated (`?x=a&x=b`) or comma-separated (`?x=a,b`) ids."""
     out = [part for raw in request.query.getall(name, ()) for part in raw.split(",") if part]
     if required and not out:
@@ -161,6 +164,8 @@ def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[st
         raise BadRequest(f"at most {limit} values for `{name}`", **_about(name))
     if any(len(x) > MAX_ID_LEN for x in out):
         raise BadRequest(f"a `{name}` value is longer than {MAX_ID_LEN} characters", **_about(name))
+    if choices and (bad := next((x for x in out if x not in choices), None)) is not None:
+        raise BadRequest(f"unknown {name} {bad[:40]!r} (any of: {', '.join(choices)})", **_about(name))
     return out
 
 

@@ -38,6 +38,14 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_events"
 
 
+class InvalidItems(ApiError):
+    status, code = 422, "invalid_items"
+
+
+class InvalidRules(ApiError):
+    status, code = 422, "invalid_rules"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
 

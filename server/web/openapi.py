@@ -17,7 +17,8 @@ from server.web.api import Api, Operation
 REF = "#/components/schemas/{name}"
 ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)", 401: "Missing or wrong admin token",
               404: "Unknown item or category", 405: "Method not allowed (`Allow` lists the methods)",
-              413: "Too many events or body too large", 422: "No valid event (each is explained)",
+              413: "Too many events or items, or body too large",
+              422: "Nothing valid in the body (each problem is explained)",
               503: "Not ready, or Redis unavailable (events are not acknowledged: retry)"}
 
 
@@ -86,6 +87,9 @@ def markdown(apis: list[Api], settings: Settings) -> str:
 
 def _type(schema: dict) -> str:
     if schema["type"] == "array":
+        if "enum" in schema["items"]:
+            names = ", ".join(f"`{v}`" for v in schema["items"]["enum"])
+            return f"any of {names} (repeat or comma-separate)"
         return f"ids (repeat or comma-separate; ≤ {schema['maxItems']})"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"]) + f" (default `{schema.get('default')}`)"

@@ -11,11 +11,12 @@ from server.recommend.filtered import AllowedSet
 
 
 class Applied:
-    __slots__ = ("index", "effect", "changed")
+    __slots__ = ("index", "effect", "changed", "_removed")
 
     def __init__(self, index: RuleIndex | None = None, effect: Effect = NO_EFFECT):
         self.index, self.effect = index, effect
         self.changed: dict[str, None] = {}  # rule ids that changed the answer, first first
+        self._removed: list[np.ndarray] = []  # bits of what the filters removed (attributed once)
 
     @property
     def empty(self) -> bool:
@@ -46,14 +47,13 @@ class Applied:
         b = self.bits(items)
         if b.shape[1] == 1:
             b0, exc, inc = b[:, 0], e.exclude[0], e.include[0]
-            ok = ((b0 & exc) == 0) & ((b0 & inc) == inc)
+            ok = (b0 & exc) == 0
+            if inc:
+                ok &= (b0 & inc) == inc
         else:
             ok = ((b & e.exclude) == 0).all(axis=1) & ((b & e.include) == e.include).all(axis=1)
         if not ok.all():
-            removed = b[~ok]
-            hit = (np.bitwise_or.reduce(removed & e.exclude, axis=0)
-                   | np.bitwise_or.reduce(~removed & e.include, axis=0))
-            self.note(e.slots_in(hit))
+            self._removed.append(b[~ok])
         return ok
 
     def factors(self, items: np.ndarray) -> np.ndarray | None:
@@ -62,9 +62,11 @@ class Applied:
         e = self.effect
         if not e.has_adjust:
             return None
-        b = self.bits(items)
-        flags = np.unpackbits(b.view(np.uint8).reshape(b.shape[0], -1), axis=1, bitorder="little")
-        return np.exp(flags @ e.logf)
+        b = self.bits(items).view(np.uint8).reshape(items.size, -1)
+        if e.adjust_bytes.size < b.shape[1]:
+            b = b[:, e.adjust_bytes]
+        flags = np.unpackbits(b, axis=1, bitorder="little").astype(np.float32)
+        return np.exp(flags @ e.adjust_logf)
 
     def note_matches(self, items: list[int] | np.ndarray, which: np.ndarray) -> None:
         """Note the rules of `which` (a mask per word) that match any of `items`."""
@@ -78,4 +80,11 @@ class Applied:
 
     def changed_rules(self) -> list[str]:
         """The rules that changed the answer, in the rule set's order (priority, then id)."""
+        if self._removed:  # a filter that removed a candidate: an exclude its item matched, an
+            e = self.effect  # include it didn't
+            removed = np.concatenate(self._removed)
+            self._removed = []
+            hit = (np.bitwise_or.reduce(removed & e.exclude, axis=0)
+                   | np.bitwise_or.reduce(~removed & e.include, axis=0))
+            self.note(e.slots_in(hit))
         return [r for r in self.effect.ids if r in self.changed]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from server.catalog.view import ItemsView
 from server.experiments.conditions import Condition, compile_condition
@@ -119,6 +120,11 @@ class Compiled:
     def kind(self) -> str:
         return self.rule.kind
 
+    @property
+    def unconditional(self) -> bool:
+        return (self.segments is None and self.condition is None and self.start_ms is None
+                and self.end_ms is None)
+
     def live_at(self, now_ms: int) -> bool:
         return ((self.start_ms is None or now_ms >= self.start_ms)
                 and (self.end_ms is None or now_ms < self.end_ms))
@@ -146,10 +152,12 @@ class RuleSet:
         self.version = version
         self.errors: dict[str, str] = {}
         compiled: list[Compiled] = []
+        conditions: dict[bytes, Condition] = {}
         ordered = sorted((r for r in rules if r.enabled), key=lambda r: (-r.priority, r.id))
         for rule in ordered:
             try:
-                compiled.append(self._compile(rule, len(compiled), sum(c.slot >= 0 for c in compiled)))
+                compiled.append(self._compile(rule, len(compiled), sum(c.slot >= 0 for c in compiled),
+                                              conditions))
             except Exception as exc:  # noqa: BLE001 - one bad rule must not stop the others
                 self.errors[rule.id] = f"{type(exc).__name__}: {exc}"
         self.rules = compiled
@@ -158,36 +166,54 @@ class RuleSet:
         self.words = max(1, math.ceil(len(self.slots) / 64))
         self.by_placement = {p: tuple(c for c in compiled if c.placements is None or p in c.placements)
                              for p in RULE_PLACEMENTS}
+        # Per placement, the rules always in scope (no schedule, segment or condition), and the
+        # others, checked per request: a request pays for the scoped rules only.
+        scoped = self.by_placement.items()
+        self._static = {p: tuple(c.order for c in rs if c.unconditional) for p, rs in scoped}
+        self._dynamic = {p: tuple(c for c in rs if not c.unconditional) for p, rs in scoped}
         # Per placement: does any rule need the shopper (segment, condition)?
         self.targeted = {p: any(c.segments is not None or c.condition is not None for c in rs)
                          for p, rs in self.by_placement.items()}
 
     @staticmethod
-    def _compile(rule: AnyRule, order: int, slot: int) -> Compiled:
+    def _compile(rule: AnyRule, order: int, slot: int, conditions: dict[bytes, Condition]) -> Compiled:
         problems = rule_problems(rule)
         if problems:
             raise ValueError("; ".join(f"{f}: {m}" for f, m in problems))
         is_match = rule.kind in MATCH_KINDS
+        condition = None
+        if rule.condition:  # one closure per distinct condition: evaluated once per request
+            key = orjson.dumps(rule.condition, option=orjson.OPT_SORT_KEYS)
+            condition = conditions.get(key) or conditions.setdefault(key, compile_condition(rule.condition))
         return Compiled(
             rule=rule, order=order, slot=slot if is_match else -1,
             placements=frozenset(rule.placements) if rule.placements is not None else None,
             segments=frozenset(rule.segments) if rule.segments is not None else None,
-            condition=compile_condition(rule.condition) if rule.condition else None,
-            start_ms=rule.start_ms, end_ms=rule.end_ms,
+            condition=condition, start_ms=rule.start_ms, end_ms=rule.end_ms,
             matcher=Matcher(rule.match) if is_match else None)  # type: ignore[union-attr]
 
     def in_scope(self, placement: str, now_ms: int, shopper: Shopper | None) -> tuple[int, ...]:
         """The orders of the rules that apply to this request, best first."""
-        out = []
-        for c in self.by_placement.get(placement, ()):
+        static, dynamic = self._static.get(placement, ()), self._dynamic.get(placement, ())
+        if not dynamic:
+            return static
+        passed: list[int] = []
+        verdicts: dict[int, bool] = {}  # per distinct condition, for this request
+        for c in dynamic:
             if not c.live_at(now_ms):
                 continue
             if c.segments is not None and (shopper is None or shopper.segment not in c.segments):
                 continue
-            if c.condition is not None and not c.condition(shopper.attrs() if shopper is not None else {}):
-                continue
-            out.append(c.order)
-        return tuple(out)
+            if c.condition is not None:
+                verdict = verdicts.get(id(c.condition))
+                if verdict is None:
+                    verdict = verdicts[id(c.condition)] = c.condition(shopper.attrs() if shopper else {})
+                if not verdict:
+                    continue
+            passed.append(c.order)
+        if not static:
+            return tuple(passed)
+        return tuple(sorted((*static, *passed)))
 
 
 class Effect:
@@ -231,6 +257,12 @@ class Effect:
                                                                                              "price_bounds"))
         self.ids = [c.id for c in self.rules]
         self.empty = not self.rules
+        # Adjustments read only the bytes of the bits that hold a boost or bury in scope: the
+        # unpacked flags of those bytes, times their log-factors.
+        adjust = np.flatnonzero(self.logf)
+        self.adjust_bytes = np.unique(adjust // 8)
+        self.adjust_logf = np.ascontiguousarray(
+            self.logf.reshape(-1, 8)[self.adjust_bytes].reshape(-1)) if adjust.size else self.logf[:0]
 
     def slots_in(self, words: np.ndarray) -> list[str]:
         """Rule ids of the slots set in `words` (one uint64 per word)."""
@@ -253,6 +285,7 @@ class RuleIndex:
         self.ruleset, self.view = ruleset, view
         self.version = view.version
         self.bits = np.zeros((view.hidden.size, ruleset.words), np.uint64)
+        self.bytes_per_item = 8 * ruleset.words
         for c in ruleset.slots:
             word, bit = divmod(c.slot, 64)
             self.bits[c.matcher.all_items(view), word] |= np.uint64(1 << bit)  # type: ignore[union-attr]

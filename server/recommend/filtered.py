@@ -44,6 +44,14 @@ def filtered_candidates(allowed: AllowedSet, vec: np.ndarray, n: int, shown: np.
     items not shown can't use a candidate's place), optionally in category `code`."""
     rows = allowed.rows
     scores = vec @ allowed.block
+    if code is None and rows.size > 2 * n:
+        # The best 2n first, then which of them may be shown: a gather over 2n items, not over
+        # every allowed one (enough unless most of the best are out of stock or excluded).
+        top = scores.argpartition(rows.size - 2 * n)[rows.size - 2 * n:]
+        top = top[shown[rows[top]]]
+        if top.size >= n:
+            top = top[scores[top].argpartition(top.size - n)[top.size - n:]]
+            return rows[top], scores[top]
     keep = shown[rows]
     if code is not None:
         keep &= category[rows] == code

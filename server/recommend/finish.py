@@ -221,14 +221,15 @@ def place_pins(stage: Stage, ranked: Ranked, k: int) -> Ranked:
     if rules.empty or not rules.effect.pins:
         return ranked
     view = stage.view
+    wanted = [(position, i, rule_id) for position, i, rule_id in
+              ((p, view.index_of(item_id), r) for p, item_id, r in rules.effect.pins) if i is not None]
+    if not wanted:
+        return ranked
+    ok = servable(stage, np.array([w[1] for w in wanted], np.int64)).tolist()  # one check for all
     placed: list[tuple[int, int, str]] = []
-    for position, item_id, rule_id in rules.effect.pins:
-        i = view.index_of(item_id)
-        if i is None or any(i == p[1] for p in placed):
-            continue
-        if not servable(stage, np.array([i], np.int64))[0]:
-            continue
-        placed.append((position, i, rule_id))
+    for (position, i, rule_id), fine in zip(wanted, ok, strict=True):
+        if fine and all(i != p[1] for p in placed):
+            placed.append((position, i, rule_id))
     if not placed:
         return ranked
     pinned = {i for _, i, _ in placed}

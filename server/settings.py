@@ -91,9 +91,10 @@ class RecommendSettings(_Section):
 
 class CatalogSettings(_Section):
     refresh_s: Annotated[float, _doc(
-        "how often each worker follows the live catalog's and the merchandising rules' changes in "
-        "Redis: a change shows on every worker within this plus two round trips "
-        "(benchmarks/results/catalog.md)", gt=0, le=60)] = 0.2
+        "how often each worker reads the merchandising rules' version (a change runs everywhere "
+        "within this plus two round trips), and polls the live catalog's change log when its "
+        "blocked read on it is down (otherwise a change arrives within a few ms: "
+        "benchmarks/results/catalog_propagation.md)", gt=0, le=60)] = 0.2
     max_batch_items: Annotated[int, _doc("items per `PUT /v1/items` (413 above)", ge=1)] = 1_000
     rules_file: Annotated[Path, _doc(
         "merchandising rules (JSON or TOML, docs/catalog.md) applied at start when the file changed "

@@ -14,7 +14,7 @@ from aiohttp import web
 from models.catalog import ItemUpdate
 from server.appkeys import CATALOG, REDIS, REQUEST_ID, SETTINGS
 from server.catalog.live import LiveCatalog
-from server.catalog.store import CatalogStore
+from server.catalog.store import CatalogStore, Doorbell
 from server.catalog.view import ItemsView
 from server.recommend.routes import current
 from server.schemas import CatalogItem, ItemHidden, ItemsAccepted, RejectedItem
@@ -30,9 +30,10 @@ ITEM = Param("item_id", "The item.", where="path")
 async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
     """The worker's live catalog: loaded before the model (whose view it builds), followed in
     the background every `catalog.refresh_s`."""
-    settings = app[SETTINGS]
-    catalog = app[CATALOG] = LiveCatalog(CatalogStore(app[REDIS].wire, settings.redis),
-                                         settings.catalog.refresh_s)
+    settings, conn = app[SETTINGS], app[REDIS]
+    store = CatalogStore(conn.wire, settings.redis)
+    doorbell = Doorbell(conn.url, store.keys, cluster=conn.cluster, timeout_s=settings.redis.timeout_s)
+    catalog = app[CATALOG] = LiveCatalog(store, settings.catalog.refresh_s, doorbell)
     with contextlib.suppress(StoreUnavailable):  # the loop below retries and says so
         await catalog.load()
     task = asyncio.create_task(catalog.run())
@@ -40,6 +41,7 @@ async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await doorbell.aclose()
 
 
 def _items_of(payload: object) -> list:

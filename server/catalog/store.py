@@ -1,5 +1,5 @@
 """The live catalog in Redis: records merged atomically by `catalog.lua`, and a change log that
-every worker's mirror follows (server/catalog/live.py).
+every worker's mirror follows (server/catalog/live.py), woken by `Doorbell`.
 
 A record is a msgpack map of the fields set, each value itself msgpack-encoded: the script
 merges fields without interpreting values (Lua can't tell `[]` from `{}` or 3.0 from 3). The
@@ -14,6 +14,9 @@ from typing import Any
 
 import msgpack
 import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from models.catalog import ItemRecord, record_from_fields
 from server.settings import RedisSettings
@@ -119,3 +122,30 @@ def decode_record(raw: bytes) -> ItemRecord:
 def _stream_id(entry_id: bytes) -> tuple[int, int]:
     ms, _, seq = entry_id.partition(b"-")
     return int(ms), int(seq or 0)
+
+
+class Doorbell:
+    """Waits for the catalog's change log to grow: `XREAD BLOCK` on a connection of its own
+    (blocking would stall the shared ones). Only a signal: the mirror then reads the changes
+    through the store, which also sees a trimmed log. A worker follows a change within a
+    round trip or two of its write instead of a poll interval, and idles on one blocked read
+    instead of polling (benchmarks/results/catalog_propagation.md)."""
+
+    def __init__(self, url: str, keys: Keys, *, cluster: bool = False, block_s: float = 5.0,
+                 timeout_s: float = 1.0):
+        options = {"socket_connect_timeout": timeout_s, "socket_timeout": block_s + timeout_s + 1.0}
+        self.client = (RedisCluster.from_url(url, **options) if cluster
+                       else aioredis.Redis.from_url(url, **options))
+        self.log, self.block_ms = keys.catalog_log, int(block_s * 1000)
+
+    async def wait(self, after: bytes) -> bool:
+        """Until an entry after `after` exists (True) or the block time passed (False). Raises
+        StoreUnavailable."""
+        try:
+            reply = await self.client.xread({self.log: after}, count=1, block=self.block_ms)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"cannot wait on the catalog log: {exc}") from exc
+        return bool(reply)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

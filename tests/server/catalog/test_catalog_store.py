@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from models.catalog import ItemRecord
-from server.catalog.store import CatalogStore
+from server.catalog.store import CatalogStore, Doorbell
 from server.merchandising.rules import parse_rules
 from server.merchandising.store import RulesStore
 from server.settings import RedisSettings
@@ -80,3 +80,18 @@ async def test_rules_are_versioned_and_a_file_replaces_its_own_rules_only(stores
     await rules.apply_file("d2", [c], ids)  # b left the file: removed; a (from the API) stays
     assert sorted((await rules.load())[1]) == ["a", "c"]
     assert await rules.delete("a") is not None and await rules.delete("a") is None
+
+
+async def test_the_doorbell_rings_when_the_log_grows(stores, redis_target):
+    catalog, _, _ = stores
+    bell = Doorbell(redis_target.url, catalog.keys, cluster=redis_target.cluster, block_s=0.2)
+    try:
+        head = await catalog.head()
+        assert await bell.wait(head) is False  # nothing new: back after the block time
+        waiting = asyncio.create_task(bell.wait(head))
+        await asyncio.sleep(0.05)
+        await catalog.update([("a", {"price": 1.0}, [])])
+        assert await asyncio.wait_for(waiting, 1.0) is True
+        assert await bell.wait(head) is True  # already there: at once
+    finally:
+        await bell.aclose()

@@ -93,3 +93,13 @@ def test_a_rules_file_in_toml(tmp_path):
     path.write_text("[[rules]\n")
     with pytest.raises(ValueError, match="not valid TOML"):
         read_rules_file(path)
+
+
+def test_the_documented_example_file_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).parents[3] / "docs" / "rules.example.json"
+    rules = parse_rules(read_rules_file(path), segments=["vip", "loyal", "new"])
+    assert sorted({r.kind for r in rules}) == ["boost", "bury", "exclude", "include", "out_of_stock", "pin",
+                                               "price_bounds"]
+    assert RuleSet(rules).errors == {}

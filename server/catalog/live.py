@@ -136,6 +136,9 @@ class LiveCatalog:
                 if self.last_error is None:
                     log.warning("live catalog not refreshed, serving the last copy: %s", exc)
                 self.last_error = str(exc)
+            except Exception as exc:  # a bug must not stop the mirror for good: say it, retry
+                log.exception("live catalog refresh failed, serving the last copy")
+                self.last_error = f"{type(exc).__name__}: {exc}"
             self._wake.clear()
             if self.doorbell is not None and self.last_error is None:
                 try:

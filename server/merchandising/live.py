@@ -180,6 +180,9 @@ class LiveRules:
                 if self.last_error is None:
                     log.warning("rules not refreshed, the last ones keep running: %s", exc)
                 self.last_error = str(exc)
+            except Exception as exc:  # a bug must not stop the rules for good: say it, retry
+                log.exception("rules refresh failed, the last ones keep running")
+                self.last_error = f"{type(exc).__name__}: {exc}"
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.refresh_s)

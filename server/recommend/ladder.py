@@ -20,9 +20,10 @@ import numpy as np
 from server.catalog.view import ItemsView
 from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
+from server.recommend.filtered import filtered_candidates
 from server.recommend.finish import Explain, Ranked, Stage, Trace, excluded_indices, finish, place_pins
 from server.recommend.model import ServingModel
-from server.recommend.retrieval import Query, candidates, query_vector, similar_candidates
+from server.recommend.retrieval import Query, candidates, query_vector, similar_candidates, unit
 from server.settings import RecommendSettings
 from server.store.records import LiveSession
 
@@ -125,9 +126,16 @@ def similar(model: ServingModel, caches: Caches, item_indices: list[int], label:
                   [*item_indices, *exclude], 0.0, 1.0, trace)
     known = [i for i in item_indices if i < view.n_model]
     if known:
-        # Rule filters may drop many of the nearest items: look further when some are in scope.
-        extra = 4 * k if stage.rules.effect.has_filter else 0
-        items, scores = similar_candidates(model, caches, known, k + len(exclude) + extra)
+        allowed = stage.rules.allowed(cfg.filter_scan_max)
+        if allowed is not None and (vec := unit(model.item_factors[known].sum(axis=0))) is not None:
+            # Include-only rules in scope: the nearest among the items they allow.
+            shown = view.visible if stage.rules.show_out_of_stock else view.available
+            items, scores = filtered_candidates(allowed, vec.astype(np.float32, copy=False),
+                                                k + len(exclude) + len(known), shown)
+        else:
+            # Rule filters may drop many of the nearest items: look further when some are in scope.
+            extra = 4 * k if stage.rules.effect.has_filter else 0
+            items, scores = similar_candidates(model, caches, known, k + len(exclude) + extra)
         return finish(stage, items, scores, k, Explain("context", label=f"similar to {label}"))
     category = next((c for c in map(view.category_of, item_indices) if c is not None), None)
     if category is None:

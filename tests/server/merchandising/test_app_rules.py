@@ -120,7 +120,8 @@ async def test_exclude_include_and_price_bounds_filter_every_rung(workers, model
     user = model.user_ids[8]
     await _put_rules(a, [
         {"id": "no-parent", "kind": "exclude", "match": {"category": [parent]}},
-        {"id": "only-kept", "kind": "include", "match": {"category": [kept]}, "placements": ["home"]},
+        {"id": "only-kept", "kind": "include", "match": {"category": [kept]},
+         "placements": ["home", "similar"]},
         {"id": "cheap", "kind": "price_bounds", "max": 20, "placements": ["cart"]}])
 
     async def applied():
@@ -133,9 +134,12 @@ async def test_exclude_include_and_price_bounds_filter_every_rung(workers, model
     cart = await _recs(b, placement="cart", item_id=model.items.ids[5], user_id=user, fields="price", k=20)
     assert len(cart["items"]) == 20 and all(x["price"] <= 20 for x in cart["items"])
     assert "cheap" in cart["rules"] and not any(x["category"].startswith(parent) for x in cart["items"])
-    for path in ("/v1/trending", f"/v1/items/{model.items.ids[3]}/similar"):
-        body = await _recs(b, path, k=30)
-        assert body["items"] and not any(x["category"].startswith(parent) for x in body["items"]), path
+    body = await _recs(b, "/v1/trending", k=30)
+    assert body["items"] and not any(x["category"].startswith(parent) for x in body["items"])
+    elsewhere = next(i for i, c in zip(model.items.ids, model.items.category, strict=True) if c != kept)
+    similar = await _recs(b, f"/v1/items/{elsewhere}/similar", k=10)  # the nearest in the category
+    assert len(similar["items"]) == 10 and all(x["category"] == kept for x in similar["items"])
+    assert similar["rules"] == ["only-kept"]
 
 
 async def test_out_of_stock_items_show_only_where_a_rule_says_so(workers, model):

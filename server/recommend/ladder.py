@@ -88,16 +88,24 @@ def _label(rung: str, category: str | None) -> str:
 
 def _popular(view: ItemsView, category: str | None, k: int, n_excluded: int) -> tuple[np.ndarray, np.ndarray]:
     """The head of the popularity list (in the category, if asked): enough to survive the
-    filters and the diversity cap."""
+    filters and the diversity cap. A category short of trained items ends with the catalog's
+    new items in it (no popularity yet: score 0), so a new collection's page is not empty."""
     model = view.model
+    want = k * 4 + 64 + n_excluded
     if category is not None:
         code = view.category_code.get(category)
         pool = view.pool(code) if code is not None else None
         if pool is None:
             pool = model.popular[:0]
+        if pool.size < want and code is not None and view.new_ids:
+            new = np.flatnonzero(view.category[view.n_model:view.n_items] == code) + view.n_model
+            head = np.concatenate([pool, new[: want - pool.size]])
+            scores = np.zeros(head.size, np.float32)
+            scores[: pool.size] = model.art.popularity[pool]
+            return head, scores
     else:
         pool = model.popular
-    head = pool[: k * 4 + 64 + n_excluded]
+    head = pool[:want]
     return head, model.art.popularity[head]
 
 

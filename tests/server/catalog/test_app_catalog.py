@@ -151,3 +151,14 @@ async def test_a_new_item_reaches_trending_category_pages_and_similar_items(work
 
 async def _knows(client, item_id):
     return client.app[CATALOG].knows(item_id)
+
+
+async def test_a_new_collection_has_a_page_before_any_traffic(workers):
+    a, b = workers
+    await _put(a, [{"item_id": f"col-{n}", "category": "new/collection", "price": 10.0 + n}
+                   for n in range(3)])
+    await until(lambda: _knows(b, "col-2"))
+    params = {"placement": "category", "category": "new/collection", "k": 5}
+    body = await (await b.get("/v1/recommendations", params=params)).json()
+    assert sorted(x["item_id"] for x in body["items"]) == ["col-0", "col-1", "col-2"]
+    assert body["rung"] == "popular"

@@ -212,6 +212,13 @@ def set_current(store: Path, version: str) -> None:
     fsync_dir(store)
 
 
+def use_version(store: Path, version: str) -> None:
+    """Point CURRENT at `version` after loading it completely (`vitrine models use`, the admin
+    API): a version that can't be served is refused and CURRENT stays. Raises ArtifactError."""
+    load(store / version)
+    set_current(store, version)
+
+
 def current_version(store: Path) -> str | None:
     try:
         return (store / CURRENT).read_text().strip() or None

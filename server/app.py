@@ -12,17 +12,24 @@ from collections.abc import AsyncIterator
 
 import faiss
 from aiohttp import web
+from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
-from server.appkeys import METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
+from server.appkeys import EXPERIMENTS, METRICS, MODELS, OPENAPI, REDIS, SESSIONS, SETTINGS, TRENDING
 from server.catalog.routes import api as catalog_api
 from server.catalog.routes import catalog_ctx
 from server.events.routes import api as events_api
+from server.experiments.routes import api as experiments_api
+from server.experiments.service import Experiments
+from server.experiments.snapshot import ExperimentSnapshot
+from server.experiments.store import ExperimentStore
 from server.merchandising.routes import api as merchandising_api
 from server.merchandising.routes import rules_ctx
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
 from server.ops.routes import api as ops_api
+from server.pages.routes import api as pages_api
+from server.recommend.params import PLACEMENTS
 from server.recommend.routes import api as recommend_api
 from server.recommend.trending import TrendingSnapshot
 from server.settings import Settings
@@ -35,7 +42,8 @@ from server.web.middleware import request_context
 from server.web.openapi import document
 
 log = logging.getLogger("vitrine.server")
-API_GROUPS = [events_api, recommend_api, catalog_api, merchandising_api, ops_api]
+API_GROUPS = [events_api, recommend_api, catalog_api, merchandising_api, experiments_api, ops_api,
+              pages_api]
 
 
 async def _stop(task: asyncio.Task) -> None:
@@ -53,11 +61,21 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                                                     settings.recommend.trending_refresh_s)
         with contextlib.suppress(StoreUnavailable):  # the loop below retries and says so
             await trending.refresh()
-        refresher = asyncio.create_task(trending.run())
+        snapshot = ExperimentSnapshot(ExperimentStore(conn.wire, conn.client, settings.redis), PLACEMENTS)
+        app[EXPERIMENTS] = experiments = Experiments(snapshot.store, app[SESSIONS], snapshot,
+                                                     lambda: app[MODELS].current)
+        with contextlib.suppress(RedisError, OSError):  # Redis down at start: the loop retries
+            await snapshot.refresh()
+            if settings.experiments.file is not None:
+                await snapshot.load_file(settings.experiments.file)
+        tasks = [asyncio.create_task(trending.run()), asyncio.create_task(snapshot.run())]
+        if settings.experiments.bandits:
+            tasks.append(asyncio.create_task(experiments.run_bandits()))
         try:
             yield
         finally:
-            await _stop(refresher)
+            for task in tasks:
+                await _stop(task)
             await conn.aclose()
 
 

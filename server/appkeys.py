@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.catalog.live import LiveCatalog
+from server.experiments.service import Experiments
 from server.merchandising.live import LiveRules
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
@@ -21,6 +22,7 @@ CATALOG = web.AppKey("catalog", LiveCatalog)  # the live catalog's in-process mi
 RULES = web.AppKey("rules", LiveRules)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
+EXPERIMENTS = web.AppKey("experiments", Experiments)
 OPENAPI = web.AppKey("openapi", dict)  # the served document, built once from the routes
 # Per-request state set by the middleware.
 STARTED = web.RequestKey("started", float)  # time.perf_counter() at arrival: the deadline's origin

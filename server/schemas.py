@@ -50,7 +50,14 @@ class Recommendations(msgspec.Struct):
     request_id: str
     placement: str | None = None
     live_signals: bool = True  # false when Redis couldn't be read in budget (degraded)
+    experiment: str | None = None  # the experiment whose variant chose this placement's strategy
+    variant: str | None = None
     rules: list[str] = []  # merchandising rules that changed this answer
+
+
+class CategoryCount(msgspec.Struct):
+    category: str
+    items: int
 
 
 class ModelInfo(msgspec.Struct):
@@ -69,6 +76,37 @@ class Health(msgspec.Struct):
     model_version: str | None = None
     redis: bool | None = None
     detail: str | None = None
+
+
+class SlotAnswer(msgspec.Struct):
+    """What a page slot shows and what chose it."""
+
+    source: str  # experiment | forced | rule | default | unknown (an undeclared slot)
+    content: Any = None
+    experiment: str | None = None
+    variant: str | None = None
+    rule: str | None = None
+
+
+def slot_answers(decisions: dict) -> dict[str, SlotAnswer]:
+    """The API's view of decide()'s SlotDecisions (every field present, nulls included)."""
+    return {slot: SlotAnswer(d.source, d.content, d.experiment, d.variant, d.rule)
+            for slot, d in decisions.items()}
+
+
+class VariantsAnswer(msgspec.Struct):
+    slots: dict[str, SlotAnswer]
+    version: int  # of the experiments document that decided
+    live_signals: bool  # false when the shopper's state couldn't be read: defaults and rules only
+    request_id: str
+
+
+class PageAnswer(msgspec.Struct):
+    recommendations: dict[str, Recommendations]  # by placement
+    slots: dict[str, SlotAnswer]
+    version: int  # of the experiments document
+    live_signals: bool
+    request_id: str
 
 
 class RejectedItem(msgspec.Struct):

@@ -50,6 +50,7 @@ class ServerSettings(_Section):
         "when set, admin endpoints need `Authorization: Bearer <token>`")] | None = None
     max_body_bytes: Annotated[int, _doc("request body limit (413 above)", ge=1024)] = 1 << 20
     max_batch_events: Annotated[int, _doc("events per `POST /v1/events` (413 above)", ge=1)] = 500
+    demo: Annotated[bool, _doc("serve the demo storefront at `/demo/` (`vitrine demo` turns it on)")] = False
 
 
 class RecommendSettings(_Section):
@@ -153,6 +154,14 @@ class DataSettings(_Section):
         "`<dir>/redis`")] = Path("var")
 
 
+class ExperimentsSettings(_Section):
+    file: Annotated[Path, _doc(
+        "experiments document (JSON, docs/experiments.md) stored at start when it differs from the "
+        "stored one; a bad file is reported and the stored document keeps running")] | None = None
+    bandits: Annotated[bool, _doc(
+        "update bandit experiments' weights on their schedule (one worker at a time)")] = True
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     recommend: RecommendSettings = RecommendSettings()
@@ -160,6 +169,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis: RedisSettings = RedisSettings()
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
+    experiments: ExperimentsSettings = ExperimentsSettings()
 
     def __post_init__(self) -> None:
         r = self.recommend

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from models.events import Event, EventBatch
-from server.appkeys import METRICS, REQUEST_ID, SESSIONS, SETTINGS
+from server.appkeys import EXPERIMENTS, METRICS, REQUEST_ID, SESSIONS, SETTINGS
 from server.schemas import EventsAccepted, Rejected
 from server.store.records import StoreUnavailable
 from server.web.api import Api, json_response
@@ -68,6 +68,9 @@ async def post_events(request: web.Request, p: dict) -> web.Response:
                             extra={"rejected": [msgspec.to_builtins(r) for r in rejected]})
     try:
         result = await request.app[SESSIONS].ingest(valid, now_ms=int(time.time() * 1000))
+        # Goal events converting experiment units: also before the acknowledgement, so a
+        # failure here is retried by the client like any other (and counted once).
+        await request.app[EXPERIMENTS].attribute(valid)
     except StoreUnavailable as exc:
         metrics.event_outcome("unavailable", len(valid))
         # Not acknowledged: the client keeps the events and retries (idempotent by event_id).

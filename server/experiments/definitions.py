@@ -9,6 +9,7 @@ never replaces the running one.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -23,6 +24,9 @@ Status = Literal["draft", "running", "paused", "stopped"]
 WEIGHT_TOLERANCE = 1e-3
 MAX_VARIANTS = 20
 HOUR_MS = 3_600_000
+# Keys name Redis keys (`{x:<experiment>}`) and counter fields (`<variant>|units`): no braces,
+# no separators, bounded.
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Slot(msgspec.Struct, forbid_unknown_fields=True):
@@ -181,14 +185,15 @@ def _check_unique(keys: list[str], where: str, err: Any) -> None:
 def _check_experiment(  # noqa: C901 - a flat list of independent checks
     exp: Experiment, at: str, slots: set[str], placements: set[str] | None, err: Any
 ) -> None:
-    if not exp.key:
-        err(f"{at}.key", "must not be empty")
+    if not KEY_PATTERN.match(exp.key):
+        err(f"{at}.key", f"must be 1-64 characters of A-Z a-z 0-9 _ . - (got {exp.key[:70]!r})")
     if not 2 <= len(exp.variants) <= MAX_VARIANTS:
         err(f"{at}.variants", f"needs 2 to {MAX_VARIANTS} variants, got {len(exp.variants)}")
     _check_unique([v.key for v in exp.variants], f"{at}.variants", err)
     for j, v in enumerate(exp.variants):
-        if not v.key:
-            err(f"{at}.variants[{j}].key", "must not be empty")
+        if not KEY_PATTERN.match(v.key):
+            err(f"{at}.variants[{j}].key", f"must be 1-64 characters of A-Z a-z 0-9 _ . - "
+                                           f"(got {v.key[:70]!r})")
         if not (math.isfinite(v.weight) and 0 <= v.weight <= 1):
             err(f"{at}.variants[{j}].weight", f"must be between 0 and 1, got {v.weight}")
     total = sum(v.weight for v in exp.variants)

@@ -19,42 +19,25 @@ from collections.abc import Callable
 
 import msgspec
 
-from models.rfm import RfmEdges, customer_features
 from models.segments import parse_rules as parse_segment_rules
 from server.catalog.view import ItemsView
-from server.experiments.targeting import Shopper as TargetingShopper
-from server.experiments.targeting import targeting_attributes
 from server.merchandising.applied import Applied
 from server.merchandising.compiled import RuleIndex, RuleSet, Shopper
 from server.merchandising.rules import AnyRule, decode_rule, encode_rule
 from server.merchandising.store import RulesStore
 from server.recommend.model import ServingModel
-from server.recommend.retrieval import Query
-from server.store.records import LiveSession, StoreUnavailable
+from server.store.records import StoreUnavailable
 
 log = logging.getLogger("vitrine.rules")
 
 
-class Segments:
-    """The segment of each customer the model published (server-side copy: a dict), and the
-    segment of everyone else (the rules applied to a customer with no purchase)."""
-
-    def __init__(self, model: ServingModel):
-        raw = model.art.segments or {}
-        self.by_user: dict[str, str] = dict(zip(raw.get("users", ()), raw.get("segment", ()), strict=False))
-        self.names: list[str] | None = None
-        self.default: str | None = None
-        if "rules" in raw:
-            rules = parse_segment_rules(raw["rules"], source="the model's segment rules")
-            self.names = rules.names
-            edges = RfmEdges.from_dict(raw["rfm_edges"]) if "rfm_edges" in raw else None
-            self.default = rules.assign(customer_features(None, int(raw.get("as_of_ms", 0)), edges,
-                                                          rules.windows))
-
-    def of(self, user_id: str | None) -> str | None:
-        if user_id is None:
-            return self.default
-        return self.by_user.get(user_id, self.default)
+def segment_names(model: ServingModel) -> list[str] | None:
+    """The segments the served model's rules define (None: it publishes none), to refuse a rule
+    naming a segment that doesn't exist."""
+    raw = model.art.segments or {}
+    if "rules" not in raw:
+        return None
+    return parse_segment_rules(raw["rules"], source="the model's segment rules").names
 
 
 class LiveRules:
@@ -64,7 +47,6 @@ class LiveRules:
         self.stored: dict[str, bytes] = {}  # the rules as stored, by id (the admin listing)
         self.decode_errors: dict[str, str] = {}
         self._indexes: dict[int, RuleIndex] = {}  # by id(view)
-        self._segments: dict[str, Segments] = {}  # by model version
         self.last_success = 0.0
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -93,35 +75,9 @@ class LiveRules:
         index.sync()
         return index
 
-    def shopper(self, model: ServingModel, q: Query, live: LiveSession | None,
-                channel: str | None) -> Callable[[], Shopper]:
-        """What the scope of a rule may ask about this request's shopper, computed on demand."""
-        def facts() -> Shopper:
-            segment = self.segments(model).of(q.user_id)
-
-            def attributes() -> dict:
-                affinities = dict(live.category_affinity) if live is not None else {}
-                returning = bool(q.user_id and q.user_id in model.art.user_index) or bool(
-                    live is not None and live.purchased)
-                return targeting_attributes(TargetingShopper(
-                    session_id=q.session_id or "", user_id=q.user_id, channel=channel, returning=returning,
-                    top_category=max(affinities, key=affinities.__getitem__) if affinities else None,
-                    affinities=affinities, rfm_segment=segment, page=q.placement))
-            return Shopper(segment, attributes)
-        return facts
-
-    def segments(self, model: ServingModel) -> Segments:
-        found = self._segments.get(model.version)
-        if found is None:
-            found = self._segments[model.version] = Segments(model)
-            for old in list(self._segments)[:-2]:
-                del self._segments[old]
-        return found
-
     def prepare(self, model: ServingModel, view: ItemsView) -> None:
-        """For a model about to be served (the loader's thread): its segments and the rules
-        matched against its items, so its first requests don't build them."""
-        self.segments(model)
+        """For a model about to be served (the loader's thread): the rules matched against its
+        items, so its first requests don't."""
         self._indexes[id(view)] = RuleIndex(self.ruleset, view)
 
     def _forget_old_views(self) -> None:

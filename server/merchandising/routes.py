@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from server.appkeys import CATALOG, MODELS, REDIS, REQUEST_ID, RULES, SETTINGS
-from server.merchandising.live import LiveRules
+from server.merchandising.live import LiveRules, segment_names
 from server.merchandising.rules import RuleError, parse_rules, read_rules_file, rules_of
 from server.merchandising.store import RulesStore
 from server.schemas import RulesListing, RulesSaved, RuleState
@@ -95,7 +95,7 @@ async def put_rules(request: web.Request, p: dict) -> web.Response:
         raise BadRequest(str(exc)) from None
     live = request.app[RULES]
     served = request.app[MODELS].current
-    names = live.segments(served.model).names if served is not None else None
+    names = segment_names(served.model) if served is not None else None
     try:
         rules = parse_rules(items, segments=names)
     except RuleError as exc:

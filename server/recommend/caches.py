@@ -35,6 +35,25 @@ class Caches:
         # Sized for the items the live catalog may add after training (grown when it does).
         self.scratch = np.zeros(model.n_items + 1_024, dtype=bool)
         self._base_view: ItemsView | None = None
+        self._segments: dict[str, str] | None = None
+        self._category_counts: list[tuple[str, int]] | None = None
+
+    def category_counts(self, model: ServingModel) -> list[tuple[str, int]]:
+        """(category, items), by name: the catalog's menu, built on first use."""
+        if self._category_counts is None:
+            self._category_counts = [(c, int(model.popular_in[code].size))
+                                     for code, c in enumerate(model.categories)]
+        return self._category_counts
+
+    def segment_of(self, model: ServingModel, user_id: str) -> str | None:
+        """The RFM segment the model published for a customer (None: not a purchasing customer,
+        or a model without segments). The lookup is built on first use: many models serve
+        recommendations only."""
+        if self._segments is None:
+            seg = model.art.segments or {}
+            users, names = seg.get("users") or [], seg.get("segment") or []
+            self._segments = dict(zip(users, names, strict=False)) if len(users) == len(names) else {}
+        return self._segments.get(user_id)
 
     def category_scores(self, model: ServingModel, key: tuple[int, int], pool: np.ndarray,
                         vec: np.ndarray) -> np.ndarray:

@@ -19,6 +19,16 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{g:<n>}:export` | string: stream id of the shard exported last | none |
 | `<p>:{g}:stream`, `<p>:{g}:export` | the one stream of versions before the shards | until exported |
 | `<p>:{g}:export-lock` | string: an export is running (one at a time) | export timeout |
+| `<p>:{shopper}:xa` | hash experiment → msgpack Assignment (sticky variant, its conversion) | session TTL |
+| `<p>:{shopper}:xe` | hash goal event_id → msgpack of the conversions it caused | 2 × dedup TTL |
+| `<p>:{x}:defs`, `<p>:{x}:version` | the experiments document (JSON) and its version counter | none |
+| `<p>:{x}:bandit-lock` | a worker is updating bandit weights | a minute |
+| `<p>:{x}:bandit-updated` | hash experiment → when its bandit weights were last updated | none |
+| `<p>:{x:<experiment>}:c:<day>` | hash `<variant>|<counter>` → sum (units, conversions, revenue…) | none |
+| `<p>:{x:<experiment>}:days` | set of the days with counters | none |
+| `<p>:{x:<experiment>}:u:<digest>` | a unit's exposure was counted | 400 days |
+| `<p>:{x:<experiment>}:cv:<digest>` | a unit's conversion was counted | 400 days |
+| `<p>:{x:<experiment>}:r:<digest>` | a goal event's revenue was counted for a unit | window + dedup TTL |
 | `<p>:{m}:items` | hash item_id → msgpack map of the live catalog's fields set (each value msgpack) | none |
 | `<p>:{m}:items:log` | stream: the item ids each catalog write changed (field `ids`, msgpack) | capped |
 | `<p>:{m}:rules` | hash rule_id → the merchandising rule (JSON) | none |
@@ -96,6 +106,47 @@ class Keys:
     @property
     def export_lock(self) -> str:
         return f"{self.prefix}:{{g}}:export-lock"
+
+    # -- experiments ----------------------------------------------------------------------
+    def assignments(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:xa"
+
+    def conversions_applied(self, tag: str) -> str:
+        return f"{self.prefix}:{tag}:xe"
+
+    @property
+    def experiments(self) -> str:
+        return f"{self.prefix}:{{x}}:defs"
+
+    @property
+    def experiments_version(self) -> str:
+        return f"{self.prefix}:{{x}}:version"
+
+    @property
+    def bandit_lock(self) -> str:
+        return f"{self.prefix}:{{x}}:bandit-lock"
+
+    @property
+    def bandit_updated(self) -> str:
+        return f"{self.prefix}:{{x}}:bandit-updated"
+
+    def experiment_counters(self, experiment: str, day: int) -> str:
+        return f"{self.prefix}:{{x:{experiment}}}:c:{day}"
+
+    def experiment_days(self, experiment: str) -> str:
+        return f"{self.prefix}:{{x:{experiment}}}:days"
+
+    def _digest(self, *parts: str) -> str:
+        return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
+
+    def exposure_counted(self, experiment: str, unit: str) -> str:
+        return f"{self.prefix}:{{x:{experiment}}}:u:{self._digest(unit)}"
+
+    def conversion_counted(self, experiment: str, unit: str) -> str:
+        return f"{self.prefix}:{{x:{experiment}}}:cv:{self._digest(unit)}"
+
+    def revenue_counted(self, experiment: str, unit: str, event_id: str) -> str:
+        return f"{self.prefix}:{{x:{experiment}}}:r:{self._digest(unit, event_id)}"
 
     # -- live catalog and merchandising rules ---------------------------------------------
     @property

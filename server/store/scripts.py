@@ -41,6 +41,11 @@ class Script:
 
 
 Call = tuple[Script, list, list]  # (script, keys, args)
+Item = Call | tuple  # a script call, or a plain command ("HGETALL", key)
+
+
+def _command(item: Item) -> tuple:
+    return item[0].command(item[1], item[2]) if isinstance(item[0], Script) else item
 
 
 async def pipeline(wire, commands: list[tuple], timeout_s: float) -> list:
@@ -53,10 +58,11 @@ async def pipeline(wire, commands: list[tuple], timeout_s: float) -> list:
         raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-async def run_scripts(wire, calls: list[Call], timeout_s: float) -> list:
-    """The results of `calls`, in order. Raises StoreUnavailable if Redis is unreachable, slow,
-    or refuses a script (its message never carries the script's internals)."""
-    results = await pipeline(wire, [s.command(k, a) for s, k, a in calls], timeout_s)
+async def run_scripts(wire, calls: list[Item], timeout_s: float) -> list:
+    """The results of `calls` (script calls and plain commands, mixed), in order, in one round
+    trip (one per node on a cluster). Raises StoreUnavailable if Redis is unreachable, slow, or
+    refuses a call (its message never carries a script's internals)."""
+    results = await pipeline(wire, [_command(c) for c in calls], timeout_s)
     missing = [i for i, r in enumerate(results)
                if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
     if missing:
@@ -64,14 +70,15 @@ async def run_scripts(wire, calls: list[Call], timeout_s: float) -> list:
                                timeout_s)
         for i, result in zip(missing, again, strict=True):
             results[i] = result
-    for (script, _, _), result in zip(calls, results, strict=True):
+    for call, result in zip(calls, results, strict=True):
         if isinstance(result, ReplyError):
-            log.warning("Redis refused %s: %s", script.name, result)
-            raise StoreUnavailable(_explain(script, result)) from result
+            name = call[0].name if isinstance(call[0], Script) else str(call[0])
+            log.warning("Redis refused %s: %s", name, result)
+            raise StoreUnavailable(_explain(name, result)) from result
     return results
 
 
-def _explain(script: Script, error: ReplyError) -> str:
+def _explain(name: str, error: ReplyError) -> str:
     text = str(error)
     if text.startswith("MOVED") or text.startswith("CROSSSLOT"):
         return ("Redis is a Redis Cluster but redis.cluster is off: set VITRINE_REDIS_CLUSTER=true "
@@ -79,4 +86,4 @@ def _explain(script: Script, error: ReplyError) -> str:
     if text.startswith(("BUSY", "LOADING", "READONLY", "OOM", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
         return f"Redis is not accepting writes now ({text.split(' ')[0]})"
     # Script errors carry line numbers and internals: log them, answer with the name only.
-    return f"Redis refused the {script.name} script"
+    return f"Redis refused {name}"

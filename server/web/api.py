@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import orjson
 from aiohttp import web
 
 from server.settings import Settings
 from server.web.errors import BadRequest, Unauthorized
 
 MAX_ID_LEN = 128
+MAX_JSON_LEN = 4096
 _encode = msgspec.json.Encoder().encode
 Bound = int | Callable[[Settings], int] | None
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
@@ -45,7 +47,7 @@ def _value(bound: Any, settings: Settings) -> Any:
 class Param:
     """One query or path parameter. `kind`: `id` (an identifier, ≤ 128 characters), `ids`
     (repeated or comma-separated identifiers; each one of `choices` if given), `int`, `enum`
-    (one of `choices`)."""
+    (one of `choices`), `json` (a JSON object, ≤ 4 KB)."""
 
     name: str
     description: str
@@ -71,6 +73,8 @@ class Param:
         if self.kind == "enum":
             choices = self.choices
             return lambda request: _enum(request, name, default, choices, required)
+        if self.kind == "json":
+            return lambda request: _json_object(request, name, required)
         where = self.where
         return lambda request: _id(request, name, default, required, where)
 
@@ -87,6 +91,9 @@ class Param:
                            {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": "^[^,]+$"})}
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
+        elif self.kind == "json":
+            s = {"type": "string", "maxLength": MAX_JSON_LEN, "contentMediaType": "application/json",
+                 "description": "a JSON object"}
         else:
             s = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
         default = _value(self.default, settings)
@@ -152,6 +159,23 @@ def _enum(request: web.Request, name: str, default: str | None, choices: tuple[s
     if raw not in choices:
         raise BadRequest(f"unknown {name} {raw[:40]!r} (one of: {', '.join(choices)})", **_about(name))
     return raw
+
+
+def _json_object(request: web.Request, name: str, required: bool) -> dict | None:
+    raw = _raw(request, name, "query")
+    if raw is None:
+        if required:
+            raise _missing(name)
+        return None
+    if len(raw) > MAX_JSON_LEN:
+        raise BadRequest(f"`{name}` is longer than {MAX_JSON_LEN} characters", **_about(name))
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"`{name}` must be a JSON object", **_about(name)) from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"`{name}` must be a JSON object", **_about(name))
+    return value
 
 
 def _ids(request: web.Request, name: str, limit: int, required: bool,

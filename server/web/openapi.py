@@ -19,6 +19,7 @@ ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)", 401: "Miss
               404: "Unknown item or category", 405: "Method not allowed (`Allow` lists the methods)",
               413: "Too many events or items, or body too large",
               422: "Nothing valid in the body (each problem is explained)",
+              501: "A feature this install lacks (the detail names the extra to install)",
               503: "Not ready, or Redis unavailable (events are not acknowledged: retry)"}
 
 
@@ -93,6 +94,8 @@ def _type(schema: dict) -> str:
         return f"ids (repeat or comma-separate; ≤ {schema['maxItems']})"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"]) + f" (default `{schema.get('default')}`)"
+    if schema.get("contentMediaType") == "application/json":
+        return f"JSON object ≤ {schema['maxLength']} characters"
     if schema["type"] == "integer":
         text = f"integer {schema.get('minimum', '')}..{schema.get('maximum', '')}"
         return text + (f" (default {schema['default']})" if "default" in schema else "")

@@ -61,7 +61,7 @@ def test_a_broken_file_is_an_error_naming_it(tmp_path):
 
 def test_every_setting_is_documented_with_its_default():
     text = DOCS.read_text()
-    assert markdown_table() in text, "docs/configuration.md is stale: run `vitrine config --markdown`"
+    assert markdown_table() in text, "docs/configuration.md is stale: run `python -m vitrine.docs`"
     defaults = Settings()
     assert defaults.recommend.candidates == 100 and "| `recommend.candidates` |" in text
 

@@ -79,6 +79,11 @@ async def test_a_pin_reaches_every_worker_within_a_second_in_its_placement_only(
     assert len(body["items"]) == 10 and len({x["item_id"] for x in body["items"]}) == 10
     product = await _recs(b, placement="product", item_id=model.items.ids[0], user_id=user)
     assert item not in [x["item_id"] for x in product["items"]] and product["rules"] == []
+    page = await (await b.get("/v1/page", params={"placement": "home,product", "item_id": model.items.ids[0],
+                                                  "user_id": user, "k": 10})).json()
+    home = page["recommendations"]["home"]
+    assert home["items"][1]["item_id"] == item and home["rules"] == ["pin-home"]
+    assert page["recommendations"]["product"]["rules"] == []
     # Deleting it is as fast.
     assert (await a.delete("/v1/admin/rules/pin-home", headers=ADMIN)).status == 200
     assert await _eventually(lambda: _not_at(b, item, 1, user_id=user))

@@ -15,7 +15,7 @@ trending) goes through `finish()`, in this order:
 Pure functions over a Stage (the request's model and live items view, the rules in scope, the
 shopper's session): no I/O, so a rule or a live stock change applies to every answer at once.
 The rules that changed the answer are noted on `stage.rules`; `stage.trace`, when the admin
-debug view asks, records why each item is where it is.
+debug view asks, records why each item is where it is (explain.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from server.catalog.view import ItemsView
 from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
+from server.recommend.explain import Trace, record_filters, record_parts
 from server.recommend.model import ServingModel
 from server.recommend.retrieval import Query
 from server.store.records import LiveSession
@@ -53,15 +53,6 @@ class Explain:
     used: dict[int, str] = field(default_factory=dict)  # session items folded in, newest first
     context: str | None = None  # a page item the candidates are similar to (a known id)
     label: str | None = None  # a fixed reason ("trending in shoes", "similar to your cart")
-
-
-@dataclass
-class Trace:
-    """Why each item is where it is, for the admin debug view: filled only when asked."""
-    target: int | None = None  # an item row to follow through every list
-    lists: list[dict[str, Any]] = field(default_factory=list)
-    parts: dict[int, dict[str, Any]] = field(default_factory=dict)  # row -> score parts, rules
-    pinned: dict[int, str] = field(default_factory=dict)  # row -> pin rule
 
 
 @dataclass(slots=True)
@@ -176,7 +167,8 @@ def finish(stage: Stage, items: np.ndarray, scores: np.ndarray, k: int, explain:
     caller places the pins on the whole answer (place_pins)."""
     trace, rules = stage.trace, stage.rules
     if trace is not None:
-        record = _trace_filters(stage, items, scores, explain, also)
+        record = record_filters(trace, stage.view, stage.rules, set(stage.excluded) | set(also), items,
+                                explain.rung)
     keep = servable(stage, items, also)
     items, scores = items[keep], scores[keep]
     if items.size == 0:
@@ -200,7 +192,7 @@ def finish(stage: Stage, items: np.ndarray, scores: np.ndarray, k: int, explain:
         _note_adjustments(rules, items, before, top, k)
     ranked = Ranked(top, top_scores, reasons(stage, top, top_cats, explain, lead), explain.rung)
     if trace is not None:
-        _trace_parts(trace, record, items, raw, scores, affinity, factors, rules, top)
+        record_parts(trace, record, items, raw, scores, affinity, factors, rules, top)
     return place_pins(stage, ranked, k) if pins else ranked
 
 
@@ -274,61 +266,3 @@ def reasons(stage: Stage, top: list[int], top_cats: list[int], explain: Explain,
         name = f"because you're browsing {view.categories[lead]}"
         out = [name if c == lead else r for r, c in zip(out, top_cats, strict=True)]
     return out
-
-
-# -- the debug view's record (admin only; never on the hot path) -------------------------
-def _trace_filters(stage: Stage, items: np.ndarray, scores: np.ndarray, explain: Explain,
-                   also: list[int]) -> dict[str, Any]:
-    view, rules, trace = stage.view, stage.rules, stage.trace
-    removed: dict[str, int] = {}
-    fates: dict[int, str] = {}
-    excluded = set(stage.excluded) | set(also)
-    for i in items.tolist():
-        why = None
-        if view.hidden[i]:
-            why = "hidden by the catalog"
-        elif not view.in_stock[i] and not rules.show_out_of_stock:
-            why = "out of stock"
-        elif i in excluded:
-            why = "excluded (page item, exclusion, seen, bought or returned)"
-        elif not rules.empty and rules.effect.has_filter:
-            b = rules.bits(np.array([i]))[0]
-            e = rules.effect
-            hit = e.slots_in((b & e.exclude) | (~b & e.include))
-            if hit:
-                why = "rule " + ", ".join(hit)
-        if why is not None:
-            removed[why] = removed.get(why, 0) + 1
-            fates[i] = why
-    record = {"rung": explain.rung, "candidates": int(items.size), "removed": removed}
-    if trace.target is not None:
-        if not (items == trace.target).any():
-            record["target"] = "not a candidate"
-        else:
-            fate = fates.get(trace.target)
-            record["target"] = f"removed: {fate}" if fate else "passed the filters"
-    trace.lists.append(record)
-    return record
-
-
-def _trace_parts(trace: Trace, record: dict[str, Any], items: np.ndarray, raw: np.ndarray,
-                 final: np.ndarray, affinity: np.ndarray | None, factors: np.ndarray | None,
-                 rules: Applied, top: list[int]) -> None:
-    follow = set(top) | ({trace.target} if trace.target is not None else set())
-    order = (-final).argsort(kind="stable")
-    rank = {int(items[j]): r + 1 for r, j in enumerate(order.tolist())}
-    norm = max(float(np.abs(raw).max()), 1e-9)
-    for j, i in enumerate(items.tolist()):
-        if i not in follow:
-            continue
-        matched = []
-        if not rules.empty and rules.index is not None:
-            matched = rules.effect.slots_in(rules.bits(np.array([i]))[0])
-        trace.parts.setdefault(i, {
-            "rung": record["rung"], "raw_score": float(raw[j]), "normalised": float(raw[j]) / norm,
-            "affinity": float(affinity[j]) if affinity is not None else 0.0,
-            "factor": float(factors[j]) if factors is not None else 1.0, "final_score": float(final[j]),
-            "rank_before_diversity": rank[i], "rules_matched": matched})
-    if trace.target is not None and trace.target in rank and trace.target not in top:
-        record["target"] = (f"ranked {rank[trace.target]} of {items.size}: below the cut, or over the "
-                            "diversity cap")

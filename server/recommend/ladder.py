@@ -20,8 +20,9 @@ import numpy as np
 from server.catalog.view import ItemsView
 from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
+from server.recommend.explain import Trace
 from server.recommend.filtered import filtered_candidates
-from server.recommend.finish import Explain, Ranked, Stage, Trace, excluded_indices, finish, place_pins
+from server.recommend.finish import Explain, Ranked, Stage, excluded_indices, finish, place_pins
 from server.recommend.model import ServingModel
 from server.recommend.retrieval import Query, candidates, query_vector, similar_candidates, unit
 from server.settings import RecommendSettings

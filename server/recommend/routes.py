@@ -40,7 +40,8 @@ from server.experiments.strategy import placement_strategy
 from server.merchandising.applied import Applied
 from server.merchandising.compiled import Shopper
 from server.ops.models import Served
-from server.recommend.finish import Ranked, Trace
+from server.recommend.explain import Trace
+from server.recommend.finish import Ranked
 from server.recommend.ladder import recommend, similar
 from server.recommend.params import (
     CATEGORY,

@@ -334,5 +334,11 @@ class Categories(msgspec.Struct):
          response=Categories, schemas=(CategoryCount,), errors=(503,))
 async def get_categories(request: web.Request, p: dict) -> web.Response:
     served = current(request)
-    counts = served.caches.category_counts(served.model)
-    return json_response(Categories([CategoryCount(c, n) for c, n in counts], served.model.version))
+    counts = dict(served.caches.category_counts(served.model))
+    view = request.app[CATALOG].view(served.model)
+    for i in range(view.n_model, view.n_items):  # the live catalog's new items (a few)
+        name = view.category_of(i)
+        if name is not None and view.visible[i]:
+            counts[name] = counts.get(name, 0) + 1
+    return json_response(Categories([CategoryCount(c, n) for c, n in sorted(counts.items())],
+                                     served.model.version))

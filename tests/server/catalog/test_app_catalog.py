@@ -162,3 +162,5 @@ async def test_a_new_collection_has_a_page_before_any_traffic(workers):
     body = await (await b.get("/v1/recommendations", params=params)).json()
     assert sorted(x["item_id"] for x in body["items"]) == ["col-0", "col-1", "col-2"]
     assert body["rung"] == "popular"
+    menu = await (await b.get("/v1/categories")).json()
+    assert {"category": "new/collection", "items": 3} in menu["categories"]

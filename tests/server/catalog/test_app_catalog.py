@@ -164,3 +164,24 @@ async def test_a_new_collection_has_a_page_before_any_traffic(workers):
     assert body["rung"] == "popular"
     menu = await (await b.get("/v1/categories")).json()
     assert {"category": "new/collection", "items": 3} in menu["categories"]
+
+
+async def test_catalog_and_rules_on_every_redis_flavour(aiohttp_client, model_store, redis_target, tmp_path):
+    settings = make_settings(model_store, redis_target.url, tmp_path,
+                             **{"redis.cluster": redis_target.cluster, "server.admin_token": "s3cret"})
+    a, b = [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    model = _model(model_store)
+    user = model.user_ids[7]
+    target = (await _ids(b, user_id=user, k=5))[0]
+    pinned = next(x for x, ok in zip(model.items.ids[::-1], model.items.in_stock[::-1], strict=True)
+                  if ok and x != target)
+    await _put(a, {"item_id": target, "stock": 0})
+    resp = await a.put("/v1/admin/rules", headers=ADMIN, json={"id": "pin", "kind": "pin", "position": 1,
+                                                               "item_id": pinned})
+    assert resp.status == 200
+
+    async def both():
+        ids = await _ids(b, user_id=user, k=5)
+        return target not in ids and ids[0] == pinned
+
+    assert await until(both, timeout_s=3.0)

@@ -36,19 +36,21 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from models import artifact  # noqa: E402
-from server.recommend.filtered import AllowedSet, filtered_candidates  # noqa: E402
+from server.recommend.filtered import WIDE, AllowedSet, allowed_candidates, filtered_candidates  # noqa: E402
 from server.recommend.model import ServingModel  # noqa: E402
+from server.settings import RecommendSettings  # noqa: E402
 from training.index import ivf_nlist, new_ivf  # noqa: E402
 
 K, CANDIDATES = 20, 100
-SHARES = (0.10, 0.01, 0.001)
+SHARES = (0.10, 0.01, 0.001)  # the issue's; --shares 0.5,0.25 adds wide filters (without --faiss)
 SCANS = (5_000, 10_000, 20_000, 50_000)
 
 
-def filters(model: ServingModel, rng: np.random.Generator) -> list[tuple[str, float, np.ndarray]]:
+def filters(model: ServingModel, rng: np.random.Generator,
+            shares: tuple[float, ...]) -> list[tuple[str, float, np.ndarray]]:
     n = model.n_items
     out = []
-    for share in SHARES:
+    for share in shares:
         out.append(("random", share, rng.random(n) < share))
         # Whole categories, largest first, until the share is reached; the last one cut at random.
         sizes = np.bincount(model.item_category[model.item_category >= 0], minlength=len(model.categories))
@@ -94,6 +96,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", type=Path, help="model store (default: train a 1M-item synthetic one)")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--shares", default=",".join(map(str, SHARES)), help="filter shares, e.g. 0.5,0.25")
+    ap.add_argument("--no-faiss", action="store_true", help="skip the FAISS selectors (and their IVF build)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "filtered_retrieval.md")
     args = ap.parse_args()
     threadpool_limits(1)
@@ -112,27 +116,30 @@ def main() -> None:
 
     t = time.perf_counter()
     nlist = ivf_nlist(x.shape[0])
-    ivf = new_ivf(x.shape[1], nlist)
-    ivf.train(x[rng.choice(x.shape[0], min(x.shape[0], 64 * nlist), replace=False)])
-    ivf.add(x)
+    if not args.no_faiss:
+        ivf = new_ivf(x.shape[1], nlist)
+        ivf.train(x[rng.choice(x.shape[0], min(x.shape[0], 64 * nlist), replace=False)])
+        ivf.add(x)
+        flat = faiss.IndexFlatIP(x.shape[1])
+        flat.add(x)
     ivf_build = time.perf_counter() - t
-    flat = faiss.IndexFlatIP(x.shape[1])
-    flat.add(x)
 
     index = model.art.manifest["index"]
+    shown_args = " ".join(a for a in sys.argv[1:] if a != str(args.store)).replace("--store", "--store STORE")
     lines = [f"# Filtered retrieval, {model.n_items:,} items (k = {x.shape[1]})", "",
              f"Command: `flock /tmp/vitrine-bench.lock env OPENBLAS_NUM_THREADS=1 .venv/bin/python "
-             f"benchmarks/filtered_retrieval.py{' --store STORE' if args.store else ''}` "
+             f"benchmarks/filtered_retrieval.py {shown_args}` "
              f"({platform.machine()}, {os.cpu_count()} cores shared with other work, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). {len(queries)} trained user vectors as "
              f"queries; recall@{K} of each strategy's top {K} (from its {CANDIDATES} candidates) against "
              f"exact search over the filter's items; µs per query, one thread (median / p99). Served index: "
-             f"{artifact.describe_index(index)}; IVF for the selectors built here: nlist {nlist}, fp16 lists "
-             f"({ivf_build:.0f} s).", "",
+             f"{artifact.describe_index(index)}"
+             + ("." if args.no_faiss else
+                f"; IVF for the selectors built here: nlist {nlist}, fp16 lists ({ivf_build:.0f} s)."), "",
              "| filter | keeps | strategy | recall@20 | µs median | µs p99 |",
              "| --- | ---: | --- | ---: | ---: | ---: |"]
     summary: dict[tuple[str, float], dict[str, tuple[float, float]]] = {}
-    for kind, share, mask in filters(model, rng):
+    for kind, share, mask in filters(model, rng, tuple(float(s) for s in args.shares.split(","))):
         rows = np.flatnonzero(mask)
         exact = np.stack([top(rows, x[rows] @ query, K) for query in queries])
         shown = np.ones(model.n_items, bool)
@@ -151,7 +158,7 @@ def main() -> None:
             results.append((name, recall(found, exact), times))
 
         sel = bitmap(mask)
-        for nprobe in (64, 384, 1024):
+        for nprobe in () if args.no_faiss else (64, 384, 1024):
             params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
 
             def ivf_run(q, params=params):
@@ -166,8 +173,9 @@ def main() -> None:
             scores, items = flat.search(q[None, :], CANDIDATES, params=flat_params)
             ok = items[0] >= 0
             return top(items[0][ok], scores[0][ok], K)
-        found, times = timed(flat_run, queries[:50])  # exact and slow: fewer queries
-        results.append(("FAISS flat + IDSelectorBitmap (exact)", recall(found, exact[:50]), times))
+        if not args.no_faiss:
+            found, times = timed(flat_run, queries[:50])  # exact and slow: fewer queries
+            results.append(("FAISS flat + IDSelectorBitmap (exact)", recall(found, exact[:50]), times))
 
         for scan in SCANS:
             t = time.perf_counter()
@@ -181,6 +189,15 @@ def main() -> None:
             what = "exact" if allowed.exact else f"{scan:,} largest-norm"
             results.append((f"allowed set, scan {scan:,} ({what}; built once in {build_ms:.0f} ms, "
                             f"{allowed.nbytes / 2**20:.1f} MB)", recall(found, exact), times))
+        served = AllowedSet(model, mask, RecommendSettings().filter_scan_max)
+
+        def as_served(q, allowed=served, shown=shown):
+            items, scores = allowed_candidates(model, allowed, q, CANDIDATES, shown)
+            return top(items, scores, K)
+        found, times = timed(as_served, queries)
+        how = "index, n / share" if served.share >= WIDE else f"scan {served.rows.size:,}"
+        results.append((f"**as served** (filter_scan_max {RecommendSettings().filter_scan_max:,}: {how})",
+                        recall(found, exact), times))
         for name, r, times in results:
             us = np.asarray(times) * 1e6
             lines.append(f"{label} {name} | {r:.3f} | {np.median(us):,.0f} | {np.percentile(us, 99):,.0f} |")

@@ -21,7 +21,7 @@ from server.catalog.view import ItemsView
 from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
 from server.recommend.explain import Trace
-from server.recommend.filtered import filtered_candidates
+from server.recommend.filtered import allowed_candidates
 from server.recommend.finish import Explain, Ranked, Stage, excluded_indices, finish, place_pins
 from server.recommend.model import ServingModel
 from server.recommend.retrieval import Query, candidates, query_vector, similar_candidates, unit
@@ -139,8 +139,8 @@ def similar(model: ServingModel, caches: Caches, item_indices: list[int], label:
         if allowed is not None and (vec := unit(model.item_factors[known].sum(axis=0))) is not None:
             # Include-only rules in scope: the nearest among the items they allow.
             shown = view.visible if stage.rules.show_out_of_stock else view.available
-            items, scores = filtered_candidates(allowed, vec.astype(np.float32, copy=False),
-                                                k + len(exclude) + len(known), shown)
+            items, scores = allowed_candidates(model, allowed, vec.astype(np.float32, copy=False),
+                                               k + len(exclude) + len(known), shown)
         else:
             # Rule filters may drop many of the nearest items: look further when some are in scope.
             extra = 4 * k if stage.rules.effect.has_filter else 0

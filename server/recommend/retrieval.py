@@ -11,7 +11,7 @@ import numpy as np
 
 from server.catalog.view import ItemsView
 from server.recommend.caches import SESSION_MAX, SIMILAR_MAX, Caches, remember
-from server.recommend.filtered import filtered_candidates
+from server.recommend.filtered import allowed_candidates
 from server.recommend.model import ServingModel
 from server.settings import RecommendSettings
 from server.store.records import LiveSession
@@ -115,8 +115,8 @@ def candidates(model: ServingModel, caches: Caches, view: ItemsView, vec: np.nda
     allowed = rules.allowed(cfg.filter_scan_max) if rules is not None else None
     if allowed is not None:
         shown = view.visible if rules.show_out_of_stock else view.available
-        return filtered_candidates(allowed, vec, cfg.candidates + n_excluded, shown, view.category,
-                                   code if code is not None and code >= 0 else None)
+        return allowed_candidates(model, allowed, vec, cfg.candidates + n_excluded, shown, view.category,
+                                  code if code is not None and code >= 0 else None)
     n = min(model.index_size, cfg.candidates + n_excluded)
     scores, items = model.search(vec, n)
     keep = items >= 0

@@ -4,7 +4,7 @@ when the filter keeps at most `scan` items, from the largest-norm ones otherwise
 import numpy as np
 import pytest
 
-from server.recommend.filtered import AllowedSet, filtered_candidates
+from server.recommend.filtered import WIDE, AllowedSet, allowed_candidates, filtered_candidates
 from tests.server.small_model import N_ITEMS, small_model
 
 
@@ -52,3 +52,14 @@ def test_a_filter_larger_than_the_scan_keeps_its_largest_norm_items(model):
     assert not allowed.exact and allowed.size == N_ITEMS and allowed.rows.size == 300
     threshold = np.sort(model.item_norms)[-300]
     assert (model.item_norms[allowed.rows] >= threshold).all()
+
+
+def test_a_wide_filter_takes_the_index_nearest_and_drops_the_rest(model):
+    rng = np.random.default_rng(4)
+    mask = rng.random(N_ITEMS) < 0.8
+    allowed = AllowedSet(model, mask, scan=100)
+    assert allowed.share >= WIDE
+    vec = rng.normal(size=model.item_factors.shape[1]).astype(np.float32)
+    items, scores = allowed_candidates(model, allowed, vec, 20, np.ones(N_ITEMS, bool))
+    assert mask[items].all() and len(items) >= 20
+    assert _best(model, np.flatnonzero(mask), vec, 10) <= set(items.tolist())  # the index is exact here

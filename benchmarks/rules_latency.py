@@ -43,6 +43,26 @@ async def _put(base: str, path: str, body) -> int:
         return await client.send(raw)
 
 
+def _get_json(base: str, path: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(base + path, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+async def settled(base: str, rules_version: int | None = None, item: str | None = None) -> None:
+    """Until the worker runs the rules of `rules_version` and its mirror holds `item` (rules are
+    matched against 1M items off the event loop: seconds), then 2 s more for the dust."""
+    for _ in range(600):
+        ok = rules_version is None or _get_json(base, "/v1/admin/rules")["version"] >= rules_version
+        ok = ok and (item is None or _get_json(base, f"/v1/items/{item}")["live"])
+        if ok:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.0)
+
+
 async def seed(base: str, model: ServingModel) -> int:
     records = live_catalog(model, np.random.default_rng(5))
     rows = [{"item_id": k, **{f: v for f, v in msgspec.to_builtins(r).items() if f != "hidden"}}
@@ -51,6 +71,7 @@ async def seed(base: str, model: ServingModel) -> int:
         status = await _put(base, "/v1/items", {"items": rows[start:start + 1_000]})
         if status != 200:
             raise SystemExit(f"seeding the catalog failed: {status}")
+    await settled(base, item=rows[-1]["item_id"])
     return len(rows)
 
 
@@ -63,7 +84,7 @@ async def run(base: str, catalog: Catalog, model: ServingModel, args, pid: int) 
         status = await _put(base, "/v1/admin/rules?replace=true", {"rules": rules if with_rules else []})
         if status != 200:
             raise SystemExit(f"setting the rules failed: {status}")
-        await asyncio.sleep(1.5)  # every worker runs them within 1 s
+        await settled(base, rules_version=phase + 1)
         for rate in [float(r) for r in args.rates.split(",")]:
             traffic = Traffic(catalog, seed=phase)
             r = await with_server_cpu(open_loop(base, traffic, rate, args.seconds, pid), pid)

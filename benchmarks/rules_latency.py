@@ -78,7 +78,13 @@ async def seed(base: str, model: ServingModel) -> int:
 async def run(base: str, catalog: Catalog, model: ServingModel, args, pid: int) -> list[str]:
     n = await seed(base, model)
     rules = fifty_rules(model, None)
-    await closed_loop(base, Traffic(catalog, seed=99), 16, 3)  # warm up
+    # Warm up: the model's files in the page cache (the worker maps 256 MB of factors: a cold
+    # page is a disk read inside a request), then the caches the first requests fill.
+    for path in Path(args.store).glob("*/*.npy"):
+        with path.open("rb") as f:
+            while f.read(1 << 24):
+                pass
+    await closed_loop(base, Traffic(catalog, seed=99), 16, args.warmup)
     rows = []
     for phase, with_rules in enumerate((False, True, False, True)):
         status = await _put(base, "/v1/admin/rules?replace=true", {"rules": rules if with_rules else []})
@@ -113,6 +119,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18090)
     ap.add_argument("--rates", default="1600")
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--warmup", type=float, default=20, help="seconds of closed-loop traffic first")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rules_latency.md")
     args = ap.parse_args()
     model = ServingModel.from_artifact(artifact.load_current(args.store))

@@ -31,6 +31,8 @@ from server.appkeys import (
     TRENDING,
     TRIGGERS,
 )
+from server.catalog.routes import api as catalog_api
+from server.catalog.routes import catalog_ctx
 from server.customers.firing import TriggerService
 from server.customers.routes import api as customers_api
 from server.customers.rules import SegmentRulesSnapshot
@@ -41,6 +43,8 @@ from server.experiments.routes import api as experiments_api
 from server.experiments.service import Experiments
 from server.experiments.snapshot import ExperimentSnapshot
 from server.experiments.store import ExperimentStore
+from server.merchandising.routes import api as merchandising_api
+from server.merchandising.routes import rules_ctx
 from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder, Served
@@ -61,7 +65,8 @@ from server.web.ratelimit import EventLimiter
 from server.web.security import insecure_warnings
 
 log = logging.getLogger("vitrine.server")
-API_GROUPS = [events_api, recommend_api, experiments_api, customers_api, ops_api, pages_api]
+API_GROUPS = [events_api, recommend_api, catalog_api, merchandising_api, experiments_api, customers_api,
+              ops_api, pages_api]
 
 
 async def _stop(task: asyncio.Task) -> None:
@@ -156,6 +161,8 @@ def create_app(settings: Settings, *, metrics_dir: Path | None = None) -> web.Ap
     app[LIMITER] = EventLimiter.for_settings(settings)
     app.on_startup.append(_warn_if_open)
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(catalog_ctx)  # before the model: its view of the items is built on load
+    app.cleanup_ctx.append(rules_ctx)
     app.cleanup_ctx.append(_model_ctx)
     for api in API_GROUPS:
         api.mount(app, settings)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.catalog.live import LiveCatalog
 from server.customers.firing import TriggerService
 from server.customers.service import Customers
 from server.experiments.service import Experiments
+from server.merchandising.live import LiveRules
 from server.ops.health import StoreHealth
 from server.ops.metrics import Metrics
 from server.ops.models import ModelHolder
@@ -20,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Connections)
 SESSIONS = web.AppKey("sessions", SessionStore)
 TRENDING = web.AppKey("trending", TrendingSnapshot)
+CATALOG = web.AppKey("catalog", LiveCatalog)  # the live catalog's in-process mirror (`knows()`)
+RULES = web.AppKey("rules", LiveRules)
 MODELS = web.AppKey("models", ModelHolder)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", EventLimiter)  # per-key event rate limit

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-# Where a list is shown (`GET /v1/recommendations?placement=`), named once for the parameter and
-# for the answer's schema.
-PLACEMENTS = ("home", "product", "cart", "category", "search", "checkout", "account", "email", "buy_again")
+from server.recommend.placements import PLACEMENTS  # declared once, there (pure)
 
 
 class ErrorBody(msgspec.Struct):
@@ -36,6 +35,14 @@ class RecommendedItem(msgspec.Struct):
     score: float
     reason: str
     category: str | None = None
+    # The live catalog's metadata, present only when asked for with `fields=`.
+    title: str | None | UnsetType = UNSET
+    image_url: str | None | UnsetType = UNSET
+    price: float | None | UnsetType = UNSET
+    brand: str | None | UnsetType = UNSET
+    tags: list[str] | UnsetType = UNSET
+    in_stock: bool | UnsetType = UNSET
+    attributes: dict[str, Any] | UnsetType = UNSET
 
 
 class Recommendations(msgspec.Struct):
@@ -49,6 +56,7 @@ class Recommendations(msgspec.Struct):
     variant: str | None = None
     # off: the shopper refused personalization (PUT /v1/consent): nothing of theirs shaped the list
     personalization: Literal["on", "off"] = "on"
+    rules: list[str] = []  # merchandising rules that changed this answer
 
 
 class CategoryCount(msgspec.Struct):
@@ -111,3 +119,81 @@ class PageAnswer(msgspec.Struct):
     live_signals: bool
     request_id: str
     personalization: Literal["on", "off"] = "on"  # off: the shopper refused (see Recommendations)
+
+
+class RejectedItem(msgspec.Struct):
+    index: int
+    error: str
+    item_id: str | None = None
+
+
+class ItemsAccepted(msgspec.Struct):
+    accepted: int
+    rejected: list[RejectedItem]
+    request_id: str
+
+
+class CatalogItem(msgspec.Struct):
+    """An item as answers see it now: the model's metadata with the live catalog over it."""
+
+    item_id: str
+    in_model: bool  # trained on (False: added by the live catalog since)
+    category: str | None
+    price: float | None
+    in_stock: bool
+    hidden: bool
+    consumable: bool
+    stock: int | None = None
+    brand: str | None = None
+    tags: list[str] = []
+    title: str | None = None
+    image_url: str | None = None
+    attributes: dict[str, Any] = {}
+    live: list[str] = []  # the fields the live catalog sets
+    request_id: str = ""
+
+
+class ItemHidden(msgspec.Struct):
+    item_id: str
+    hidden: bool
+    request_id: str
+
+
+class RuleState(msgspec.Struct):
+    id: str
+    kind: str
+    applied: bool  # compiled and running on this worker
+    live_now: bool  # enabled and within its schedule
+    rule: dict[str, Any]
+    error: str | None = None
+
+
+class RulesListing(msgspec.Struct):
+    version: int  # of the rules this worker runs
+    rules: list[RuleState]
+    request_id: str
+
+
+class RulesSaved(msgspec.Struct):
+    version: int
+    saved: list[str]
+    request_id: str
+
+
+class ExplainedItem(msgspec.Struct):
+    item_id: str
+    position: int
+    score: float
+    reason: str
+    parts: dict[str, Any]  # rung, raw and normalised score, affinity, factor, final score, rank
+    pinned_by: str | None = None
+
+
+class Explanation(msgspec.Struct):
+    """Why each item of an answer is where it is (admin debug view)."""
+
+    answer: Recommendations
+    items: list[ExplainedItem]
+    lists: list[dict[str, Any]]  # each list the ladder finished: candidates, what removed how many
+    rules_in_scope: list[str]
+    target: dict[str, Any] | None = None  # the item asked about with `explain_item`

@@ -108,6 +108,12 @@ class RecommendSettings(_Section):
     exact_category_max: Annotated[int, _doc(
         "a category placement scores every item of a category up to this size exactly (cheaper "
         "than the index search, and nothing in it is missed)", ge=0)] = 10_000
+    filter_scan_max: Annotated[int, _doc(
+        "include-only rules (include, price bounds) keeping under half the items: their allowed "
+        "items are scored exactly, the largest-norm first, up to this many (all of them below it: "
+        "exact filtered search). On 1M items 5,000 already recalled 1.000 of the exact filtered "
+        "top 20 at 10%, 1% and 0.1% (44 µs a query; 10,000: 117 µs; "
+        "benchmarks/results/filtered_retrieval.md)", ge=100)] = 10_000
     session_reuse_ms: Annotated[int, _doc(
         "how long a live session's folded-in vector is reused while the session is unchanged (the "
         "placements of one page view ask within milliseconds); 0 turns reuse off", ge=0)] = 1_000
@@ -117,6 +123,19 @@ class RecommendSettings(_Section):
         "worker's RSS by 29 MB", ge=1)] = 2_048
     trending_refresh_s: Annotated[float, _doc(
         "how often each worker refreshes its in-process trending lists from Redis", gt=0)] = 1.0
+
+
+class CatalogSettings(_Section):
+    refresh_s: Annotated[float, _doc(
+        "how often each worker reads the merchandising rules' version (a change runs everywhere "
+        "within this plus two round trips), and polls the live catalog's change log when its "
+        "blocked read on it is down (otherwise a change arrives within a few ms: "
+        "benchmarks/results/catalog_propagation.md)", gt=0, le=60)] = 0.2
+    max_batch_items: Annotated[int, _doc("items per `PUT /v1/items` (413 above)", ge=1)] = 1_000
+    rules_file: Annotated[Path, _doc(
+        "merchandising rules (JSON or TOML, docs/catalog.md) applied at start when the file changed "
+        "since it was applied last; a bad file is logged and the rules in Redis keep running")] | None = None
+    max_rules: Annotated[int, _doc("merchandising rules kept (422 above)", ge=1, le=100_000)] = 1_000
 
 
 class RedisSettings(_Section):
@@ -276,6 +295,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
     recommend: RecommendSettings = RecommendSettings()
+    catalog: CatalogSettings = CatalogSettings()
     redis: RedisSettings = RedisSettings()
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()

@@ -1,9 +1,11 @@
-"""Item catalog: category, price, stock and the consumable flag, from a CSV beside the events.
+"""Item catalog: category, price, stock and the consumable flag, from a file beside the events.
 
 Events carry a category and price when the storefront sends them; a catalog fills the rest and
-is the only source of stock and of which items are consumables. Two layouts are read:
-Vitrine's own (`item_id,category,price,in_stock[,consumable]`) and MovieLens' `movies.csv`
-(`movieId,title,genres`: the first genre stands in for the category).
+is the only source of stock and of which items are consumables. Three layouts are read:
+Vitrine's own CSV (`item_id,category,price,in_stock[,consumable]`), MovieLens' `movies.csv`
+(`movieId,title,genres`: the first genre stands in for the category), and the live catalog as
+the server exports it (`vitrine catalog export`, JSON Lines in models/catalog.py's schema: a
+field it doesn't set keeps the events' value; a hidden item is out of stock).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from models.catalog import read_lines
 from training.eventlog import EventLog
 
 
@@ -32,6 +35,8 @@ def read_catalog(path: Path) -> Catalog:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such catalog file")
+    if path.suffix == ".jsonl":
+        return _read_live_catalog(path)
     try:
         table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except pa.ArrowInvalid as exc:
@@ -60,6 +65,17 @@ def read_catalog(path: Path) -> Catalog:
         price=np.nan_to_num(price, nan=np.nan),
         in_stock=flag("in_stock", True),
         consumable=flag("consumable", False),
+    )
+
+
+def _read_live_catalog(path: Path) -> Catalog:
+    rows = list(read_lines(path))
+    return Catalog(
+        item_ids=[r.item_id for r in rows],
+        category=[r.category for r in rows],
+        price=np.array([np.nan if r.price is None else r.price for r in rows], np.float32),
+        in_stock=np.array([not r.hidden and r.in_stock is not False for r in rows], bool),
+        consumable=np.array([bool(r.consumable) for r in rows], bool),
     )
 
 

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("events", nargs="*", type=Path, help="event files (.csv, .jsonl, .parquet)")
     p.add_argument("--mapping", help="column mapping: a preset (movielens) or a JSON file")
     p.add_argument("--catalog", type=Path,
-                   help="item catalog CSV (item_id,category,price,in_stock,consumable)")
+                   help="item catalog: CSV (item_id,category,price,in_stock,consumable) or the live "
+                        "catalog's export (.jsonl, `vitrine catalog export`)")
     p.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail")
     _synthetic_args(p)
     p.add_argument("--store", **STORE_FLAG)

@@ -1,11 +1,13 @@
-"""`vitrine serve`, `vitrine demo`, `vitrine config` and `vitrine events export`: the server's
-side of the command line (the trainer's is training/cli.py)."""
+"""`vitrine serve`, `vitrine demo`, `vitrine config`, `vitrine events export`, `vitrine catalog
+export` and `vitrine rules check`: the server's side of the command line (the trainer's is
+training/cli.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from vitrine.cli import setting_flag
 
@@ -41,6 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--keep", action="store_true", help="don't trim exported entries from the stream")
     e.add_argument("--batch", type=int, default=10_000, help="stream entries per archived batch (commit)")
     e.set_defaults(handler=_export)
+
+    cat = subparsers.add_parser("catalog", help="export the live catalog to JSON Lines for training")
+    cat.add_argument("action", choices=("export",))
+    cat.add_argument("--out", type=Path, required=True, help="the .jsonl file to write")
+    setting_flag(cat, "--redis-url", "redis.url", help="Redis to export from (default: the configured one)")
+    setting_flag(cat, "--data-dir", "data.dir", help="data directory of the embedded Redis")
+    setting_flag(cat, "--prefix", "redis.prefix", help="key prefix the server was run with")
+    cat.set_defaults(handler=_export_catalog)
+
+    r = subparsers.add_parser("rules", help="check a merchandising rules file (docs/catalog.md)")
+    r.add_argument("action", choices=("check",))
+    r.add_argument("file", type=Path)
+    r.set_defaults(handler=_check_rules)
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
@@ -138,4 +153,50 @@ def _export(args: argparse.Namespace) -> int:
         print(f"nothing new to export (archive {root})")
     for sub, n in written.items():
         print(f"exported {n:,} events to {sub}")
+    return 0
+
+
+def _export_catalog(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from server.catalog.export import export_catalog
+    from server.catalog.store import CatalogStore
+    from server.store.connections import Connections
+    from server.store.embedded import EmbeddedRedisError, redis_server
+    from server.store.records import StoreUnavailable
+
+    settings = args.settings
+    redis = settings.redis
+
+    async def run() -> int:
+        with redis_server(redis.url, settings.data.dir) as url:
+            conn = Connections(url, cluster=redis.cluster, timeout_s=max(redis.timeout_s, 10.0))
+            try:
+                return await export_catalog(CatalogStore(conn.wire, redis), args.out)
+            finally:
+                await conn.aclose()
+
+    try:
+        n = asyncio.run(run())
+    except (RedisError, OSError, EmbeddedRedisError, StoreUnavailable) as exc:
+        print(f"vitrine: cannot export the catalog: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {n:,} live catalog items to {args.out}")
+    return 0
+
+
+def _check_rules(args: argparse.Namespace) -> int:
+    from server.merchandising.rules import RuleError, parse_rules, read_rules_file
+
+    try:
+        rules = parse_rules(read_rules_file(args.file))
+    except RuleError as exc:
+        for e in exc.errors:
+            print(f"{args.file}: rule {e['index']} ({e['id'] or 'no id'}): {e['field']}: {e['error']}",
+                  file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"vitrine: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: {len(rules)} rules, all valid")
     return 0

@@ -8,11 +8,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from server.catalog.view import ItemsView
 from server.customers.records import CustomerRead
 from server.customers.scores import due_now, due_reason
 from server.customers.service import Customers
+from server.merchandising.applied import Applied
 from server.ops.models import Served
-from server.recommend.finish import Explain, Ranked, excluded_indices, finish
+from server.recommend.finish import Explain, Ranked, Stage, excluded_indices, finish
 from server.recommend.retrieval import Query
 from server.shopper import ShopperState
 from server.store.records import LiveSession
@@ -40,9 +42,11 @@ def prepare(customers: Customers, served: Served, q: Query, state: ShopperState)
     return Prepared(q, state.live, True, read)
 
 
-def rank_buy_again(customers: Customers, served: Served, prepared: Prepared) -> Ranked:
+def rank_buy_again(customers: Customers, served: Served, prepared: Prepared, *, view: ItemsView | None = None,
+                   rules: Applied | None = None) -> Ranked:
     """The customer's past purchases due again now, closest to one cycle first (none due: an
-    empty list, which a storefront hides). In stock and not excluded, as every list."""
+    empty list, which a storefront hides). Through the finishing stage like every list: in stock
+    (the live catalog's `view`), not excluded, the merchandising `rules` in scope applied."""
     q, model = prepared.query, served.model
     published = customers.published(served)
     if published is None or not published.consumable_cycles or not prepared.personalization:
@@ -53,11 +57,14 @@ def rank_buy_again(customers: Customers, served: Served, prepared: Prepared) -> 
         return Ranked([], [], [], BUY_AGAIN)
     items = np.array([i for i, _ in due], dtype=np.int64)
     scores = np.array([1.0 - abs(d - 1.0) for _, d in due], dtype=np.float32)
-    ranked = finish(model, served.caches, items, scores, q.k, prepared.live,
-                    excluded_indices(model, q, prepared.live), Explain(BUY_AGAIN, label="buy it again"),
-                    affinity_weight=0.0, category_share=1.0)
+    view = view if view is not None else served.caches.base_view(model)
+    stage = Stage(model, served.caches, view, rules if rules is not None else Applied(), prepared.live,
+                  excluded_indices(view, q, prepared.live), 0.0, 1.0)
+    ranked = finish(stage, items, scores, q.k, Explain(BUY_AGAIN, label="buy it again"))
     last = {}
     for item, ts in purchases:
         last[item] = max(ts, last.get(item, ts))
-    ranked.reasons = [due_reason(last[i], float(published.cycles[i]), q.now_ms) for i in ranked.items]
+    # Pinned items (not purchases) keep their own reason.
+    ranked.reasons = [due_reason(last[i], float(published.cycles[i]), q.now_ms) if i in last else r
+                      for i, r in zip(ranked.items, ranked.reasons, strict=True)]
     return ranked

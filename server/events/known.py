@@ -3,15 +3,17 @@ lists: the ones the server can recommend from. Anything else (a misspelt categor
 a bot's invented names) is still accepted into the stream, so the next training learns it, but
 stays out of the per-shopper keys, whose size and read cost it would otherwise grow.
 
-`known_ids(app)` is the one place that decides: today the served model's catalog; a live
-catalog (new items between trainings) extends it here.
+`known_ids(app)` is the one place that decides: the served model's items as the live catalog
+says they are now (server/catalog/view.py), so an item added between trainings is known, with
+its category, the moment the catalog has it.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.appkeys import MODELS
+from server.appkeys import CATALOG, MODELS
+from server.catalog.view import ItemsView
 from server.store.sessions import Known
 
 
@@ -28,9 +30,29 @@ class _NothingKnown:
 NOTHING_KNOWN = _NothingKnown()
 
 
-def known_ids(app: web.Application) -> Known:
+class _ViewKnows:
+    """What the current catalog view of the served model has rows for."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: ItemsView):
+        self.view = view
+
+    def is_known_item(self, item_id: str) -> bool:
+        return self.view.index_of(item_id) is not None
+
+    def is_known_category(self, category: str) -> bool:
+        return category in self.view.category_code
+
+
+def _view(app: web.Application) -> ItemsView | None:
     served = app[MODELS].current
-    return served.model if served is not None else NOTHING_KNOWN
+    return app[CATALOG].view(served.model) if served is not None else None
+
+
+def known_ids(app: web.Application) -> Known:
+    view = _view(app)
+    return _ViewKnows(view) if view is not None else NOTHING_KNOWN
 
 
 def _no_price(item_id: str) -> float | None:
@@ -39,16 +61,14 @@ def _no_price(item_id: str) -> float | None:
 
 def prices(app: web.Application):
     """A known item's unit price (None: unknown), for events without a `price`: purchase amounts
-    (live RFM) and the price of a viewed item (trigger rules). The served model's catalog; a live
-    catalog's prices belong here too."""
-    served = app[MODELS].current
-    if served is None:
+    (live RFM) and the price of a viewed item (trigger rules): the live catalog's, else the
+    served model's."""
+    view = _view(app)
+    if view is None:
         return _no_price
-    index, price = served.model.art.item_index, served.model.art.items.price
 
     def price_of(item_id: str) -> float | None:
-        i = index.get(item_id)
-        value = float(price[i]) if i is not None else None
-        return value if value is not None and value == value else None
+        i = view.index_of(item_id)
+        return view.price_of(i) if i is not None else None
 
     return price_of

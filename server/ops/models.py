@@ -50,6 +50,9 @@ class ModelHolder:
         self._refused: tuple[str, tuple] | None = None  # (version, its files' signature)
         self._log = LogOnce(log, every_s=3_600.0)
         self._retrain: tuple[float, RetrainOutcome | None] = (-1.0, None)  # (RETRAIN.json's mtime, it)
+        # Run in the loader's thread with a model about to be served (the live catalog builds its
+        # view of the items, the rules match them), so its first requests don't.
+        self.on_load: list[Callable[[ServingModel], object]] = []
 
     def retrain_outcome(self) -> RetrainOutcome | None:
         """The last `vitrine retrain`'s outcome in this store (re-read when the file changes)."""
@@ -92,6 +95,11 @@ class ModelHolder:
         except Exception as exc:  # a check the artifact doesn't make yet: refuse, never crash
             log.exception("model %s could not be prepared for serving", version)
             return self._refuse(version, signature, f"{version}: cannot serve it: {exc!r}")
+        for prepare in self.on_load:
+            try:
+                prepare(model)
+            except Exception:  # the request path builds what a failed hook didn't
+                log.exception("preparing model %s failed; its first requests will", version)
         self.current, self.last_error, self._refused = Served(model, Caches(model)), None, None
         self.reloads += 1
         log.info("serving model %s", version)

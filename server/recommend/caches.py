@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from server.catalog.view import ItemsView
 from server.recommend.model import ServingModel
 
 # Entries of each memo (bounded memory, cleared when full).
@@ -24,13 +25,16 @@ class Caches:
         # session is unchanged (retrieval._session_part keys them by the session's content), at
         # most `recommend.session_reuse_entries` (~2.8 KB each for 50-item sessions).
         self.sessions: dict = {}
-        # Per category, a contiguous transposed copy of its items' factors, made on first use: a
-        # category page would otherwise gather the same thousands of rows (~1 MB) per request.
-        self.category_blocks: dict[int, np.ndarray] = {}
+        # Per category (and version of the catalog's category pools), a contiguous transposed copy
+        # of its items' factors, made on first use: a category page would otherwise gather the
+        # same thousands of rows (~1 MB) per request.
+        self.category_blocks: dict[tuple[int, int], np.ndarray] = {}
         self.category_block_bytes = 0
         # All False between uses: the finishing stage marks excluded items and clears them again
         # within one synchronous call, so requests on the event loop never see each other's marks.
-        self.scratch = np.zeros(model.n_items, dtype=bool)
+        # Sized for the items the live catalog may add after training (grown when it does).
+        self.scratch = np.zeros(model.n_items + 1_024, dtype=bool)
+        self._base_view: ItemsView | None = None
         self._segments: dict[str, str] | None = None
         self._category_counts: list[tuple[str, int]] | None = None
 
@@ -51,16 +55,29 @@ class Caches:
             self._segments = dict(zip(users, names, strict=False)) if len(users) == len(names) else {}
         return self._segments.get(user_id)
 
-    def category_scores(self, model: ServingModel, code: int, pool: np.ndarray,
+    def category_scores(self, model: ServingModel, key: tuple[int, int], pool: np.ndarray,
                         vec: np.ndarray) -> np.ndarray:
-        """Inner products of `vec` with the items of category `code` (`pool`, in that order)."""
-        block = self.category_blocks.get(code)
+        """Inner products of `vec` with the items of a category (`pool`, in that order); `key`:
+        the category's code and the version of the pools it comes from."""
+        block = self.category_blocks.get(key)
         if block is None:
             block = np.ascontiguousarray(model.item_factors[pool].T)
             if self.category_block_bytes + block.nbytes <= CATEGORY_BLOCKS_MAX_BYTES:
-                self.category_blocks[code] = block
+                self.category_blocks[key] = block
                 self.category_block_bytes += block.nbytes
         return vec @ block
+
+    def scratch_for(self, n_items: int) -> np.ndarray:
+        """The scratch mask, at least `n_items` long (new catalog items extend the rows)."""
+        if self.scratch.size < n_items:
+            self.scratch = np.zeros(2 * n_items, dtype=bool)
+        return self.scratch
+
+    def base_view(self, model: ServingModel) -> ItemsView:
+        """The model's items with no live catalog over them (tools and tests without Redis)."""
+        if self._base_view is None:
+            self._base_view = ItemsView(model)
+        return self._base_view
 
 
 def remember(memo: dict, limit: int, key, value) -> None:

@@ -1,17 +1,22 @@
 """The finishing stage: every answer (each rung of the ladder, its top-up, similar items,
 trending) goes through `finish()`, in this order:
 
-1. servable filters: in stock, not excluded (the page's items, explicit exclusions, what the
-   shopper already saw this session, returned items, purchases unless consumable);
+1. servable filters: shown (not hidden by the live catalog; in stock, unless an out_of_stock
+   rule in scope shows those), not excluded (the page's items, explicit exclusions, what the
+   shopper already saw this session, returned items, purchases unless consumable), and the
+   merchandising filters in scope (exclude, include-only, price bounds);
 2. score adjustments: scores on one scale (the best candidate 1), plus the live category
-   affinity (merchandising boosts and buries join here);
+   affinity, times the factors of the boosts and buries in scope;
 3. diversity: at most a share of `k` from one category;
-4. pinned positions (merchandising, next);
+4. pins: merchandising pins at their positions (`place_pins`, once per answer: after a top-up
+   when the ladder extends a short list); a pinned item must pass the filters of step 1;
 5. reasons: why each item is there, naming only items the shopper really saw; an item the
    diversity cap brought in says so ("for variety"), a popular top-up says "popular".
 
-Pure functions over the ServingModel and its Caches (no I/O), so a rule or a live stock change
-added here applies to every answer at once.
+Pure functions over a Stage (the request's model and live items view, the rules in scope, the
+shopper's session): no I/O, so a rule or a live stock change applies to every answer at once.
+The rules that changed the answer are noted on `stage.rules`; `stage.trace`, when the admin
+debug view asks, records why each item is where it is (explain.py).
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from server.catalog.view import ItemsView
+from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
+from server.recommend.explain import Trace, record_filters, record_parts
 from server.recommend.model import ServingModel
 from server.recommend.retrieval import Query
 from server.store.records import LiveSession
 
 _VERB = {"view": "viewed", "add_to_cart": "added to your cart", "purchase": "bought"}
 VARIETY = "for variety"  # the reason of an item the diversity cap brought in
+PINNED_REASON = "featured"
 
 
 @dataclass(slots=True)
@@ -48,35 +57,58 @@ class Explain:
     label: str | None = None  # a fixed reason ("trending in shoes", "similar to your cart")
 
 
-def excluded_indices(model: ServingModel, q: Query, live: LiveSession | None) -> list[int]:
+@dataclass(slots=True)
+class Stage:
+    """What finish() needs that is the same for every list of one request."""
+    model: ServingModel
+    caches: Caches
+    view: ItemsView
+    rules: Applied
+    live: LiveSession | None
+    excluded: list[int]
+    affinity_weight: float
+    category_share: float
+    trace: Trace | None = None
+
+
+def excluded_indices(view: ItemsView, q: Query, live: LiveSession | None) -> list[int]:
     """Items never to show: context items, explicit exclusions, what the shopper saw in this
     session (as the offline evaluation excludes the folded-in items), returned items, and
     purchased items unless they are consumables (re-bought on a cycle)."""
-    index = model.art.item_index
-    out = [index[x] for x in (*q.context_items, *q.exclude) if x in index]
+    index_of = view.index_of
+    out = [i for i in map(index_of, (*q.context_items, *q.exclude)) if i is not None]
     if live is not None:
-        out += [index[x[0]] for x in live.items if x[0] in index and x[1] != "purchase"]
-        out += [index[x] for x in live.returned if x in index]
-        out += [i for i in (index.get(x) for x in live.purchased)
-                if i is not None and not model.consumable[i]]
+        out += [i for i in (index_of(x[0]) for x in live.items if x[1] != "purchase") if i is not None]
+        out += [i for i in map(index_of, live.returned) if i is not None]
+        out += [i for i in map(index_of, live.purchased) if i is not None and not view.consumable[i]]
     return out
 
 
-def servable(model: ServingModel, caches: Caches, items: np.ndarray, excluded: list[int]) -> np.ndarray:
-    """Mask of `items` that may be shown: in stock and not excluded. A boolean table lookup
-    (np.isin sorts both arrays: ~50 µs here against ~3 µs)."""
-    keep = model.available[items]
+def servable(stage: Stage, items: np.ndarray, also: list[int] = ()) -> np.ndarray:
+    """Mask of `items` that may be shown: shown by the catalog (in stock unless a rule shows
+    out-of-stock items), not excluded, through the rule filters. Boolean table lookups (np.isin
+    sorts both arrays: ~50 µs here against ~3 µs)."""
+    rules, view = stage.rules, stage.view
+    oos = rules.show_out_of_stock
+    keep = (view.visible if oos else view.available)[items]
+    if oos and not view.in_stock[items].all():
+        rules.note([rules.effect.out_of_stock_rule])
+    excluded = stage.excluded + also if also else stage.excluded
     if excluded:
-        scratch = caches.scratch
+        scratch = stage.caches.scratch_for(view.n_items)
         scratch[excluded] = True
         try:
             keep &= ~scratch[items]
         finally:
             scratch[excluded] = False
+    if not rules.empty:
+        passes = rules.passes(items)
+        if passes is not None:
+            keep &= passes
     return keep
 
 
-def affinity_share(model: ServingModel, live: LiveSession | None) -> tuple[np.ndarray, int | None] | None:
+def affinity_share(view: ItemsView, live: LiveSession | None) -> tuple[np.ndarray, int | None] | None:
     """The live category affinities as shares of their total, by category code (the last slot,
     items without a category, stays 0), and the code of the category holding at least half of
     them, if one does; None without affinities."""
@@ -84,14 +116,14 @@ def affinity_share(model: ServingModel, live: LiveSession | None) -> tuple[np.nd
         return None
     codes, values = [], []
     for cat, value in live.category_affinity.items():
-        code = model.category_code.get(cat)
+        code = view.category_code.get(cat)
         if code is not None and value > 0:
             codes.append(code)
             values.append(value)
     total = sum(values)
     if total <= 0:
         return None
-    share = np.zeros(len(model.categories) + 1, dtype=np.float32)
+    share = np.zeros(len(view.categories) + 1, dtype=np.float32)
     for code, value in zip(codes, values, strict=True):
         share[code] = value / total
     lead = max(range(len(values)), key=values.__getitem__)
@@ -130,40 +162,108 @@ def diverse_top(items: np.ndarray, scores: np.ndarray, cats: np.ndarray, k: int,
     return items[taken].tolist(), scores[taken].tolist(), [cat_list[j] for j in taken]
 
 
-def finish(model: ServingModel, caches: Caches, items: np.ndarray, scores: np.ndarray, k: int,
-           live: LiveSession | None, excluded: list[int], explain: Explain, *,
-           affinity_weight: float, category_share: float) -> Ranked:
-    """Filter, adjust, diversify, pin and explain `items` (with their rung's raw `scores`)."""
-    keep = servable(model, caches, items, excluded)
+def finish(stage: Stage, items: np.ndarray, scores: np.ndarray, k: int, explain: Explain, *,
+           also: list[int] = (), pins: bool = True) -> Ranked:
+    """Filter, adjust, diversify, pin and explain `items` (with their rung's raw `scores`).
+    `also`: more items to exclude from this list (what a top-up extends); `pins=False` when the
+    caller places the pins on the whole answer (place_pins)."""
+    trace, rules = stage.trace, stage.rules
+    if trace is not None:
+        record = record_filters(trace, stage.view, stage.rules, set(stage.excluded) | set(also), items,
+                                explain.rung)
+    keep = servable(stage, items, also)
     items, scores = items[keep], scores[keep]
     if items.size == 0:
-        return Ranked([], [], [], explain.rung)
+        ranked = Ranked([], [], [], explain.rung)
+        return place_pins(stage, ranked, k) if pins else ranked
+    raw = scores
     scores = scores / max(float(np.abs(scores).max()), 1e-9)
-    cats = model.item_category[items]
+    cats = stage.view.category[items]
     lead = None
-    if affinity_weight > 0 and (affinity := affinity_share(model, live)) is not None:
-        share, lead = affinity
-        scores = scores + affinity_weight * share[cats]
-    top, top_scores, top_cats = diverse_top(items, scores, cats, k, category_share)
-    why = reasons(model, top, top_cats, explain, lead)
-    if category_share < 1 and scores.size > len(top):
+    affinity = None
+    if stage.affinity_weight > 0 and (aff := affinity_share(stage.view, stage.live)) is not None:
+        share, lead = aff
+        affinity = stage.affinity_weight * share[cats]
+        scores = scores + affinity
+    factors = None if rules.empty else rules.factors(items)
+    if factors is not None:
+        before = scores
+        scores = np.where(scores >= 0, scores * factors, scores / factors)
+    top, top_scores, top_cats = diverse_top(items, scores, cats, k, stage.category_share)
+    if factors is not None:
+        _note_adjustments(rules, items, before, top, k)
+    why = reasons(stage, top, top_cats, explain, lead)
+    if stage.category_share < 1 and top and scores.size > len(top):
         # Below the k-th best score, an item is there only because the diversity cap made room:
         # its rung's reason ("because you viewed <a toy>") would not be true of it.
         kth = float(scores[(-scores).argpartition(len(top) - 1)[len(top) - 1]])
         why = [VARIETY if s < kth else r for r, s in zip(why, top_scores, strict=True)]
-    return Ranked(top, top_scores, why, explain.rung)
+    ranked = Ranked(top, top_scores, why, explain.rung)
+    if trace is not None:
+        record_parts(trace, record, items, raw, scores, affinity, factors, rules, top)
+    return place_pins(stage, ranked, k) if pins else ranked
 
 
-def reasons(model: ServingModel, top: list[int], top_cats: list[int], explain: Explain,
+def _note_adjustments(rules: Applied, items: np.ndarray, before: np.ndarray, top: list[int], k: int) -> None:
+    """A boost changed the answer when it matches a shown item; a bury, when it matches an item
+    that would have been in the top k without the adjustments."""
+    e = rules.effect
+    rules.note_matches(top, e.boosts)
+    if e.buries.any():
+        n = min(k, items.size)
+        rules.note_matches(items[(-before).argpartition(n - 1)[:n]] if n < items.size else items, e.buries)
+
+
+def place_pins(stage: Stage, ranked: Ranked, k: int) -> Ranked:
+    """The pins in scope at their positions (1-based in the rules, best rule first), if the
+    item may be shown here; the list stays `k` long and keeps its order otherwise."""
+    rules = stage.rules
+    if rules.empty or not rules.effect.pins:
+        return ranked
+    view = stage.view
+    wanted = [(position, i, rule_id) for position, i, rule_id in
+              ((p, view.index_of(item_id), r) for p, item_id, r in rules.effect.pins) if i is not None]
+    if not wanted:
+        return ranked
+    ok = servable(stage, np.array([w[1] for w in wanted], np.int64)).tolist()  # one check for all
+    placed: list[tuple[int, int, str]] = []
+    for (position, i, rule_id), fine in zip(wanted, ok, strict=True):
+        if fine and all(i != p[1] for p in placed):
+            placed.append((position, i, rule_id))
+    if not placed:
+        return ranked
+    pinned = {i for _, i, _ in placed}
+    rest = [(i, s, r) for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)
+            if i not in pinned]
+    out: list[tuple[int, float, str]] = []
+    queue = iter(rest)
+    for position, i, rule_id in placed:
+        while len(out) < position and (nxt := next(queue, None)) is not None:
+            out.append(nxt)
+        if len(out) >= k:
+            break
+        score = out[-1][1] if out else (rest[0][1] if rest else 1.0)
+        out.append((i, score, PINNED_REASON))
+        rules.note([rule_id])
+        if stage.trace is not None:
+            stage.trace.pinned[i] = rule_id
+    out += list(itertools.islice(queue, max(k - len(out), 0)))
+    out = out[:k]
+    return Ranked([x[0] for x in out], [x[1] for x in out], [x[2] for x in out], ranked.rung)
+
+
+def reasons(stage: Stage, top: list[int], top_cats: list[int], explain: Explain,
             lead: int | None) -> list[str]:
     """Per item, why: the session item it is closest to, the page's item, its rung's label, or
     the category the shopper is mostly browsing (`lead`, from affinity_share)."""
-    ids = model.art.items.ids
+    view = stage.view
     if explain.used:
         src = list(itertools.islice(explain.used, 20))  # the newest 20 session items
-        y = model.item_factors
-        best = (y[top] @ y[src].T).argmax(axis=1).tolist()
-        out = [f"because you {_VERB.get(explain.used[src[b]], 'viewed')} {ids[src[b]]}" for b in best]
+        y = stage.model.item_factors
+        known = [i for i in top if i < view.n_model]  # the catalog's new items have no factors
+        best = dict(zip(known, (y[known] @ y[src].T).argmax(axis=1).tolist(), strict=True)) if known else {}
+        out = [f"because you {_VERB.get(explain.used[src[best[i]]], 'viewed')} {view.id_of(src[best[i]])}"
+               if i in best else explain.label or "recommended for you" for i in top]
     elif explain.label is not None:
         out = [explain.label] * len(top)
     elif explain.context is not None:
@@ -171,6 +271,6 @@ def reasons(model: ServingModel, top: list[int], top_cats: list[int], explain: E
     else:
         out = ["recommended for you"] * len(top)
     if lead is not None:
-        name = f"because you're browsing {model.categories[lead]}"
+        name = f"because you're browsing {view.categories[lead]}"
         out = [name if c == lead else r for r, c in zip(out, top_cats, strict=True)]
     return out

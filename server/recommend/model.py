@@ -30,6 +30,7 @@ class ServingModel:
     # objects (~1 µs each), and the hot path indexes them several times per request.
     item_factors: np.ndarray
     user_factors: np.ndarray
+    item_norms: np.ndarray  # float32 per item: filtered retrieval scans the largest first
     foldin: FoldIn
     # An exact-scan index (flat, or a norm head) as plain arrays: the vectors transposed
     # (k, n) and the item row of each column. None for an IVF index.
@@ -92,9 +93,18 @@ class ServingModel:
             available=art.items.in_stock, consumable=art.items.consumable, popular=popular,
             popular_in=popular_in, weights=dict(art.event_weights),
             item_factors=np.asarray(art.item_factors), user_factors=np.asarray(art.user_factors),
+            item_norms=_norms(np.asarray(art.item_factors)),
             foldin=FoldIn(np.asarray(art.item_factors), art.gram,
                           regularization=art.params["regularization"], alpha=art.params["alpha"]),
             scan_vectors=scan_vectors, scan_items=scan_items, index_size=int(art.index.ntotal))
+
+
+def _norms(factors: np.ndarray) -> np.ndarray:
+    out = np.empty(factors.shape[0], np.float32)
+    for start in range(0, factors.shape[0], 65_536):  # bounded scratch on a 1M-item model
+        block = factors[start:start + 65_536]
+        out[start:start + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return out
 
 
 def _scan_arrays(index: faiss.Index) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -7,9 +7,11 @@ from aiohttp import web
 
 from server.appkeys import MODELS
 from server.ops.models import Served
-from server.schemas import PLACEMENTS
+from server.recommend.placements import PLACEMENTS  # noqa: F401 - declared once, there (pure)
 from server.web.api import Param
 from server.web.errors import Unavailable
+
+FIELDS = ("title", "image_url", "price", "brand", "tags", "in_stock", "attributes", "category")
 
 PLACEMENT = Param("placement", "Where the list is shown; `product` and `cart` take the page's `item_id`, "
                   "`category` its `category` (without them, the shopper's own list).", kind="enum",
@@ -21,6 +23,8 @@ CATEGORY = Param("category", "Category context; results stay in it.")
 K = Param("k", "How many items.", kind="int", minimum=1, maximum=lambda s: s.recommend.max_k,
           default=lambda s: s.recommend.default_k)
 EXCLUDE = Param("exclude", "Item ids never to return.", kind="ids", max_items=500)
+ITEM_FIELDS = Param("fields", "Item metadata to add to each item, from the live catalog (what a widget "
+                    "shows, so it needs no second call).", kind="ids", choices=FIELDS)
 
 
 def current(request: web.Request) -> Served:

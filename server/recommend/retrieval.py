@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from server.catalog.view import ItemsView
 from server.recommend.caches import SIMILAR_MAX, Caches, remember
+from server.recommend.filtered import allowed_candidates
 from server.recommend.model import ServingModel
 from server.settings import RecommendSettings
 from server.store.records import LiveSession
@@ -97,22 +99,29 @@ def query_vector(model: ServingModel, caches: Caches, q: Query, live: LiveSessio
     return vec.astype(np.float32, copy=False), rung, used
 
 
-def candidates(model: ServingModel, caches: Caches, vec: np.ndarray, q: Query, n_excluded: int,
-               cfg: RecommendSettings) -> tuple[np.ndarray, np.ndarray]:
+def candidates(model: ServingModel, caches: Caches, view: ItemsView, vec: np.ndarray, q: Query,
+               n_excluded: int, cfg: RecommendSettings, rules=None) -> tuple[np.ndarray, np.ndarray]:
     """(items, raw scores) to rank: the whole category when it is small enough to score
-    exactly, otherwise the index's top-N (filtered to the category if one is asked)."""
-    code = model.category_code.get(q.category, -2) if q.category is not None else None
+    exactly; the items include-only rules allow (filtered.py) when some are in scope (`rules`:
+    the merchandising rules in scope); otherwise the index's top-N (filtered to the category if
+    one is asked)."""
+    code = view.category_code.get(q.category, -2) if q.category is not None else None
     if code is not None:
-        pool = model.popular_in.get(code)
+        pool = view.pool(code)
         if pool is None:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         if pool.size <= cfg.exact_category_max:
-            return pool, caches.category_scores(model, code, pool, vec)
+            return pool, caches.category_scores(model, (code, view.pools_version), pool, vec)
+    allowed = rules.allowed(cfg.filter_scan_max) if rules is not None else None
+    if allowed is not None:
+        shown = view.visible if rules.show_out_of_stock else view.available
+        return allowed_candidates(model, allowed, vec, cfg.candidates + n_excluded, shown, view.category,
+                                  code if code is not None and code >= 0 else None)
     n = min(model.index_size, cfg.candidates + n_excluded)
     scores, items = model.search(vec, n)
     keep = items >= 0
     if code is not None:
-        keep &= model.item_category[np.maximum(items, 0)] == code
+        keep &= view.category[np.maximum(items, 0)] == code
     return items[keep], scores[keep]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.recommend.model import ServingModel
+from server.catalog.view import ItemsView
 from server.store.records import StoreUnavailable
 from server.store.trending import TrendingStore
 
@@ -34,7 +34,8 @@ WANTED_FOR_S = 60.0  # a category no request asked for in this long is no longer
 class _List:
     rows: list[tuple[str, float]]
     fetched_at: float  # time.monotonic()
-    mapped: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # per model version
+    # per (model version, items in the view): a new catalog item is mapped from the next call
+    mapped: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class TrendingSnapshot:
@@ -54,8 +55,9 @@ class TrendingSnapshot:
         fresh = time.monotonic() - self.last_success <= max(3 * self.refresh_s, 2.0)
         return fresh and self.last_error is None
 
-    def get(self, model: ServingModel, category: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(item indices, scores normalised to 1), best first; None when not known yet or too old."""
+    def get(self, view: ItemsView, category: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(item rows of the view, scores normalised to 1), best first; None when not known yet
+        or too old. Items the live catalog added since training are mapped too."""
         now = time.monotonic()
         if category is not None:
             if category not in self._wanted:
@@ -67,9 +69,12 @@ class TrendingSnapshot:
         entry = self._lists.get(category)
         if entry is None or now - entry.fetched_at > MAX_AGE_S:
             return None
-        mapped = entry.mapped.get(model.version)
+        key = (view.model.version, view.n_items)
+        mapped = entry.mapped.get(key)
         if mapped is None:
-            mapped = entry.mapped[model.version] = _map(model, entry.rows)
+            if len(entry.mapped) > 4:
+                entry.mapped.clear()
+            mapped = entry.mapped[key] = _map(view, entry.rows)
         return mapped
 
     async def refresh(self) -> None:
@@ -102,10 +107,10 @@ class TrendingSnapshot:
                 await asyncio.wait_for(self._wake.wait(), self.refresh_s)
 
 
-def _map(model: ServingModel, rows: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Live rows (item id, score) → model item indices and scores normalised to 1."""
-    index = model.art.item_index
-    pairs = [(index[i], s) for i, s in rows if i in index]
+def _map(view: ItemsView, rows: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Live rows (item id, score) → the view's item rows and scores normalised to 1."""
+    index_of = view.index_of
+    pairs = [(i, s) for i, s in ((index_of(x), s) for x, s in rows) if i is not None]
     items = np.array([p[0] for p in pairs], dtype=np.int64)
     scores = np.array([p[1] for p in pairs], dtype=np.float64)
     return items, scores / max(float(scores.max()), 1e-9) if scores.size else scores

@@ -43,6 +43,11 @@ and no single slot takes every event (on a cluster the shards spread over the ma
 | `<p>:{g}:trigger-lock` | string: the worker processing timers and webhooks | the lease |
 | `<p>:{g}:erased` | set `u:`/`s:` + digest of erased ids: the export skips their events | none |
 | `<p>:{c}:segment-rules`, `…-version` | the stored segment rules (JSON), their version | none |
+| `<p>:{m}:items` | hash item_id → msgpack map of the live catalog's fields set (each value msgpack) | none |
+| `<p>:{m}:items:log` | stream: the item ids each catalog write changed (field `ids`, msgpack) | capped |
+| `<p>:{m}:rules` | hash rule_id → the merchandising rule (JSON) | none |
+| `<p>:{m}:rules:version` | integer bumped by every rule change | none |
+| `<p>:{m}:rules:file` | digest of the rules file applied last | none |
 
 Bounds (settings of `redis`): `recent` keeps `recent_cap` entries; `bought` (with `returned`
 and `bought_at`) at most 1.25 × `purchases_cap` items and `aff` 1.25 × `affinity_cap`
@@ -59,6 +64,10 @@ Customers (server/customers/): a `<digest>` naming a shopper in another slot is
 `shopper_digest(tag)` (16 bytes of blake2b, hex), never the id itself, so a key name built from
 free text can't collide and holds no id. Everything about a shopper is found from their tag
 (`shopper_everything`), their shard (`shard_of`) and that digest: erasure deletes it all.
+
+The live catalog and the merchandising rules share one slot, `{m}`: they are written by admin
+calls and read by each worker's background refresh (a few small reads a second per worker),
+never per request, so one slot carries them without becoming a hot spot.
 """
 
 from __future__ import annotations
@@ -237,3 +246,24 @@ class Keys:
 
     def revenue_counted(self, experiment: str, unit: str, event_id: str) -> str:
         return f"{self.prefix}:{{x:{experiment}}}:r:{self._digest(unit, event_id)}"
+
+    # -- live catalog and merchandising rules ---------------------------------------------
+    @property
+    def catalog_items(self) -> str:
+        return f"{self.prefix}:{{m}}:items"
+
+    @property
+    def catalog_log(self) -> str:
+        return f"{self.prefix}:{{m}}:items:log"
+
+    @property
+    def rules(self) -> str:
+        return f"{self.prefix}:{{m}}:rules"
+
+    @property
+    def rules_version(self) -> str:
+        return f"{self.prefix}:{{m}}:rules:version"
+
+    @property
+    def rules_file(self) -> str:
+        return f"{self.prefix}:{{m}}:rules:file"

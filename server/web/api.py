@@ -50,8 +50,8 @@ def _value(bound: Any, settings: Settings) -> Any:
 @dataclass(frozen=True)
 class Param:
     """One query or path parameter. `kind`: `id` (an identifier, ≤ 128 characters), `ids`
-    (repeated or comma-separated identifiers), `int`, `enum` (one of `choices`), `json` (a JSON
-    object, ≤ 4 KB)."""
+    (repeated or comma-separated identifiers; each one of `choices` if given), `int`, `enum`
+    (one of `choices`), `json` (a JSON object, ≤ 4 KB)."""
 
     name: str
     description: str
@@ -63,6 +63,9 @@ class Param:
     maximum: Bound = None
     choices: tuple[str, ...] = ()
     max_items: int = 100
+    # A path parameter's regex (aiohttp's `{name:regex}`): keeps a templated path from also
+    # matching a literal sibling (`/v1/items/{item_id}` against `/v1/items/similar`).
+    pattern: str | None = None
 
     def bind(self, settings: Settings) -> Callable[[web.Request], Any]:
         """The parser of this parameter for an app's settings (bounds resolved once)."""
@@ -72,8 +75,8 @@ class Param:
             lo, hi = _value(self.minimum, settings), _value(self.maximum, settings)
             return lambda request: _int(request, name, default, lo, hi, required)
         if self.kind == "ids":
-            limit = self.max_items
-            return lambda request: _ids(request, name, limit, required)
+            limit, choices = self.max_items, self.choices
+            return lambda request: _ids(request, name, limit, required, choices)
         if self.kind == "enum":
             choices = self.choices
             return lambda request: _enum(request, name, default, choices, required)
@@ -100,6 +103,8 @@ class Param:
                  "description": "a JSON object"}
         else:
             s = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
+            if self.pattern is not None:
+                s["pattern"] = f"^(?:{self.pattern})$"
         default = _value(self.default, settings)
         if default is not None:
             s["default"] = default
@@ -191,7 +196,8 @@ def _json_object(request: web.Request, name: str, required: bool) -> dict | None
     return value
 
 
-def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[str]:
+def _ids(request: web.Request, name: str, limit: int, required: bool,
+         choices: tuple[str, ...] = ()) -> list[str]:
     """Repeated (`?x=a&x=b`) or comma-separated (`?x=a,b`) ids."""
     out = [part for raw in request.query.getall(name, ()) for part in raw.split(",") if part]
     if required and not out:
@@ -200,6 +206,8 @@ def _ids(request: web.Request, name: str, limit: int, required: bool) -> list[st
         raise BadRequest(f"at most {limit} values for `{name}`", **_about(name))
     if any(len(x) > MAX_ID_LEN for x in out):
         raise BadRequest(f"a `{name}` value is longer than {MAX_ID_LEN} characters", **_about(name))
+    if choices and (bad := next((x for x in out if x not in choices), None)) is not None:
+        raise BadRequest(f"unknown {name} {bad[:40]!r} (any of: {', '.join(choices)})", **_about(name))
     return out
 
 
@@ -221,6 +229,15 @@ class Operation:
     admin: bool = False  # the same as auth="admin"
     schemas: tuple[type, ...] = ()  # more types the body refers to
     tag: str = ""
+
+    @property
+    def route_path(self) -> str:
+        """The path as aiohttp routes it (`path` is the OpenAPI form)."""
+        path = self.path
+        for p in self.params:
+            if p.where == "path" and p.pattern is not None:
+                path = path.replace("{" + p.name + "}", "{" + p.name + ":" + p.pattern + "}")
+        return path
 
     def __post_init__(self) -> None:
         if self.admin:
@@ -251,7 +268,7 @@ class Api:
     def mount(self, app: web.Application, settings: Settings) -> None:
         credentials = Credentials(settings.security)
         for op in self.operations:
-            app.router.add_route(op.method, op.path, _bind(op, settings, credentials))
+            app.router.add_route(op.method, op.route_path, _bind(op, settings, credentials))
 
 
 def _bind(op: Operation, settings: Settings,

@@ -46,6 +46,14 @@ class TooManyRequests(ApiError):
     status, code = 429, "rate_limited"
 
 
+class InvalidItems(ApiError):
+    status, code = 422, "invalid_items"
+
+
+class InvalidRules(ApiError):
+    status, code = 422, "invalid_rules"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
 

@@ -19,7 +19,8 @@ REF = "#/components/schemas/{name}"
 ERROR_TEXT = {400: "Bad request (the `parameter` or field is named)",
               401: "Missing or wrong API key or admin token",
               404: "Unknown item or category", 405: "Method not allowed (`Allow` lists the methods)",
-              413: "Too many events or body too large", 422: "No valid event (each is explained)",
+              413: "Too many events or items, or body too large",
+              422: "Nothing valid in the body (each problem is explained)",
               429: "Over this key's event rate: nothing stored, retry after `Retry-After` seconds",
               501: "A feature this install lacks (the detail names the extra to install)",
               503: "Not ready, or Redis unavailable (events are not acknowledged: retry)"}
@@ -127,6 +128,9 @@ def markdown(apis: list[Api], settings: Settings) -> str:
 
 def _type(schema: dict) -> str:
     if schema["type"] == "array":
+        if "enum" in schema["items"]:
+            names = ", ".join(f"`{v}`" for v in schema["items"]["enum"])
+            return f"any of {names} (repeat or comma-separate)"
         return f"ids (repeat or comma-separate; ≤ {schema['maxItems']})"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"]) + f" (default `{schema.get('default')}`)"

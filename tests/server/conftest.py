@@ -23,6 +23,27 @@ def model_store(tmp_path_factory, synthetic_store):
     return store
 
 
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="session")
+def planted_store():
+    """A synthetic store with planted customer types (loyal, VIP, slipping, lost, new) and
+    consumables with known repurchase cycles, whose log ends today: the published segments,
+    churn probabilities and cycles are the trainer's, and live events sent now continue the
+    same customers' histories."""
+    end = int(time.time() * 1000) // DAY_MS * DAY_MS  # today, midnight UTC
+    return generate_store(n_items=1500, n_users=1500, n_events=150_000, seed=3, days=365,
+                          customer_types=True, start_ms=end - 365 * DAY_MS)
+
+
+@pytest.fixture(scope="session")
+def planted_models(tmp_path_factory, planted_store):
+    store = tmp_path_factory.mktemp("planted-models")
+    train(planted_store.log, TrainConfig(store=store, evaluate=False, iterations=10))
+    return store
+
+
 def make_settings(model_store, redis_url, tmp_path, **overrides) -> Settings:
     """Settings for a test app; `overrides` by dotted name: `**{"security.admin_token": "x"}`.
     A generous deadline: CI machines are noisy and these tests check behaviour, not speed."""

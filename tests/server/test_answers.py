@@ -9,8 +9,9 @@ from datetime import datetime
 import numpy as np
 
 from models import artifact
+from server.merchandising.applied import Applied
 from server.recommend.caches import Caches
-from server.recommend.finish import VARIETY, Explain, finish
+from server.recommend.finish import VARIETY, Explain, Stage, finish
 from server.recommend.model import ServingModel
 from tests.server.conftest import event
 
@@ -44,14 +45,14 @@ def test_items_the_diversity_cap_brings_in_say_so(model_store):
     items = np.concatenate([in_a, in_b]).astype(np.int64)
     scores = np.concatenate([np.linspace(1.0, 0.6, 10), [0.2, 0.1]]).astype(np.float32)
     context = model.art.items.ids[int(in_a[0])]
-    ranked = finish(model, caches, items, scores, 5, None, [], Explain("context", context=context),
-                    affinity_weight=0.0, category_share=0.6)
+    capped = Stage(model, caches, caches.base_view(model), Applied(), None, [], 0.0, 0.6)
+    ranked = finish(capped, items, scores, 5, Explain("context", context=context))
     reasons = dict(zip(ranked.items, ranked.reasons, strict=True))
     assert [reasons[int(i)] for i in in_b] == [VARIETY, VARIETY]  # cap 3 of 5: b's two make room
     assert {reasons[i] for i in ranked.items if i in set(in_a.tolist())} == {f"similar to {context}"}
     # Without the cap, the same candidates are just the best five, each for its rung's reason.
-    plain = finish(model, caches, items, scores, 5, None, [], Explain("context", context=context),
-                   affinity_weight=0.0, category_share=1.0)
+    uncapped = Stage(model, caches, caches.base_view(model), Applied(), None, [], 0.0, 1.0)
+    plain = finish(uncapped, items, scores, 5, Explain("context", context=context))
     assert set(plain.items) <= set(in_a.tolist()) and VARIETY not in plain.reasons
 
 

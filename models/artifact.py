@@ -14,6 +14,16 @@ Layout of one version, `<store>/<version>/`:
     index.faiss          FAISS index over item_factors (inner product) answering item rows:
                          all of them, or (manifest index.head_items) an id-mapped subset
     segments.msgpack     optional: per-user segment labels
+    neighbours.indptr.npy, neighbours.indices.npy, neighbours.data.npy
+                         optional (format 3): the item-item model's sparse rows, CSR over item
+                         rows (int64, int32, float32; memory-mapped), present when the manifest's
+                         model.itemitem says so; scored by `models.itemitem.session_scores`
+
+The manifest (format 3) also says which model ranks sessions and how (`model`: family, ALS's and
+the item-item model's parameters; `serving`: session_items, the cap on recent items folded in,
+and blend, read by `models.ranking.SessionBlend.from_manifest`) and what the model search
+tried (`search`). The ALS factors and FAISS index are always there: retrieval, similar items and
+known users' trained vectors use them whichever family ranks sessions.
 
 A version is written to a hidden temporary directory beside the others and renamed into
 place, then the `CURRENT` file is replaced atomically (`os.replace`): a reader either sees the
@@ -36,10 +46,15 @@ import msgpack
 import numpy as np
 import orjson
 
+from models.itemitem import Neighbours
+from models.ranking import SessionBlend, session_items_cap
+
 # 2: the index may be a norm head (an id-mapped subset of the items, manifest index.head_items),
-# which a reader of format 1 would refuse as a size mismatch. Format 1 is still read.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# which a reader of format 1 would refuse as a size mismatch.
+# 3: optional item-item neighbours and the manifest's model/serving/search; a reader of format 2
+# would serve the fold-in alone, not the model that was evaluated. Formats 1 and 2 are still read.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 REQUIRED_FILES = (
@@ -52,6 +67,7 @@ REQUIRED_FILES = (
     "gram.npy",
     "index.faiss",
 )
+NEIGHBOUR_FILES = ("neighbours.indptr.npy", "neighbours.indices.npy", "neighbours.data.npy")
 _VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 
@@ -84,6 +100,7 @@ class ModelArtifact:
     segments: dict[str, Any] | None = None
     item_index: dict[str, int] = field(default_factory=dict)
     user_index: dict[str, int] = field(default_factory=dict)
+    neighbours: Neighbours | None = None  # the item-item model, when the manifest has one
 
     @property
     def version(self) -> str:
@@ -96,6 +113,21 @@ class ModelArtifact:
     @property
     def event_weights(self) -> dict[str, float]:
         return self.manifest["params"]["event_weights"]
+
+    @property
+    def session_blend(self) -> SessionBlend:
+        """How sessions are ranked (`models.ranking.rank_session`); older formats: fold-in alone."""
+        return SessionBlend.from_manifest(self.manifest)
+
+    @property
+    def session_items(self) -> int:
+        """How many of a shopper's most recent items to fold in (older formats: 50)."""
+        return session_items_cap(self.manifest)
+
+    @property
+    def item_value_saturation(self) -> float:
+        """`models.itemitem.item_values`'s saturation for this model's item-item rows."""
+        return float(self.manifest.get("model", {}).get("itemitem", {}).get("saturation", 1.0))
 
 
 def new_version(fingerprint: str, now: float | None = None) -> str:
@@ -116,8 +148,10 @@ def write_artifact(
     gram: np.ndarray,
     index: Any,
     segments: dict[str, Any] | None = None,
+    neighbours: Neighbours | None = None,
 ) -> None:
-    """Write every file of one version into `directory` (which must exist and be empty)."""
+    """Write every file of one version into `directory` (which must exist and be empty).
+    With `neighbours`, the manifest must describe them under model.itemitem."""
     import faiss  # only writers and loaders need it; keeps `models` importable without
 
     n_items = len(items.ids)
@@ -125,6 +159,11 @@ def write_artifact(
         raise ArtifactError("item_factors, popularity and item ids disagree in length")
     if user_factors.shape[0] != len(user_ids):
         raise ArtifactError("user_factors and user ids disagree in length")
+    if (neighbours is not None) != _has_itemitem(manifest):
+        raise ArtifactError("neighbours are written exactly when the manifest's model.itemitem "
+                            "describes them")
+    if neighbours is not None:
+        _check_neighbours(neighbours, n_items, directory)
     manifest = {**manifest, "format_version": FORMAT_VERSION}
     _pack(directory / "items.msgpack", {
         "ids": items.ids,
@@ -141,6 +180,10 @@ def write_artifact(
     faiss.write_index(index, str(directory / "index.faiss"))
     if segments is not None:
         _pack(directory / "segments.msgpack", segments)
+    if neighbours is not None:
+        arrays = (neighbours.indptr, neighbours.indices, neighbours.data)
+        for name, array, dtype in zip(NEIGHBOUR_FILES, arrays, (np.int64, np.int32, np.float32), strict=True):
+            np.save(directory / name, np.ascontiguousarray(array, dtype=dtype))
     # The manifest goes last: its presence marks the other files as complete.
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     _fsync_dir(directory)
@@ -251,6 +294,13 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         gram = np.load(path / "gram.npy")
         index = faiss.read_index(str(path / "index.faiss"))
         segments = _unpack(path / "segments.msgpack") if (path / "segments.msgpack").exists() else None
+        neighbours = None
+        if _has_itemitem(manifest):
+            missing = [name for name in NEIGHBOUR_FILES if not (path / name).is_file()]
+            if missing:
+                raise ArtifactError(f"{path}: the manifest names an item-item model, "
+                                    f"missing {', '.join(missing)}")
+            neighbours = Neighbours(*(np.load(path / name, mmap_mode=mode) for name in NEIGHBOUR_FILES))
     except ArtifactError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types; name the version
@@ -261,6 +311,8 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         raise ArtifactError(f"{path}: item counts disagree between files")
     if user_factors.shape[0] != len(user_ids) or gram.shape != (item_factors.shape[1],) * 2:
         raise ArtifactError(f"{path}: user factors or Gram matrix have the wrong shape")
+    if neighbours is not None:
+        _check_neighbours(neighbours, n_items, path)
     return ModelArtifact(
         path=path,
         manifest=manifest,
@@ -274,6 +326,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         segments=segments,
         item_index={item: i for i, item in enumerate(items.ids)},
         user_index={user: i for i, user in enumerate(user_ids)},
+        neighbours=neighbours,
     )
 
 
@@ -282,6 +335,20 @@ def load_current(store: Path, *, mmap: bool = True) -> ModelArtifact:
     if version is None:
         raise ArtifactError(f"no published model in {store} (run `vitrine train` first)")
     return load(store / version, mmap=mmap)
+
+
+def _has_itemitem(manifest: dict[str, Any]) -> bool:
+    return bool(manifest.get("model", {}).get("itemitem"))
+
+
+def _check_neighbours(neighbours: Neighbours, n_items: int, path: Path) -> None:
+    """CSR arrays that index only item rows: a bad file must not crash a request later."""
+    indptr, indices = neighbours.indptr, neighbours.indices
+    if (indptr.shape != (n_items + 1,) or indptr[0] != 0 or indptr[-1] != indices.size
+            or neighbours.data.shape != indices.shape or np.any(np.diff(indptr) < 0)):
+        raise ArtifactError(f"{path}: item-item neighbours do not match the {n_items:,} items")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_items):
+        raise ArtifactError(f"{path}: item-item neighbours name items outside the model")
 
 
 def _verify_complete(path: Path) -> None:

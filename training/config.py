@@ -19,6 +19,12 @@ class TrainConfig:
     random_state: int = 0
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None  # time decay of event weights; None = no decay
+    # Model search (training/search.py): "off" fits the parameters above as they are; "quick"
+    # and "full" choose ALS's, the item-item model's and the session blend's on validation
+    # users (never the evaluation's held-out users), on a sample of at most this many
+    # user-item pairs at scale.
+    search: str = "quick"
+    search_max_interactions: int = 50_000
     # Item-item model (EASE) for catalogs up to this many items: its fit inverts a dense
     # items × items float32 matrix (1.6 GB and about a minute at 20k items). Each item keeps
     # this many neighbours for serving.

@@ -15,13 +15,17 @@ import scipy.sparse as sp
 from models import artifact
 from models.events import EventType
 from models.foldin import FoldIn, gram_matrix
+from models.ranking import DEFAULT_SESSION_ITEMS
 from training.als import fit_als
 from training.config import TrainConfig
-from training.evaluate import strong_generalization, summarize, temporal
+from training.ease import fit_ease
+from training.evaluate import evaluation_users, strong_generalization, summarize, temporal
 from training.eventlog import TYPE_CODE, EventLog
 from training.index import build_index
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
+from training.recommender import ModelSpec
+from training.search import search_model
 from training.segments import rfm_segments
 
 _PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
@@ -86,11 +90,19 @@ def train(
     timer.seconds.update(timings or {})
     with timer.stage("interactions"):
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
+    spec, serving, search = ModelSpec.from_config(config), {"session_items": DEFAULT_SESSION_ITEMS}, None
+    if config.search != "off":
+        with timer.stage("search"):
+            found = search_model(matrix, config, exclude_users=evaluation_users(matrix, config), log=log)
+        spec, search = found.spec, found.record
+        serving["session_items"] = found.session_items
+        config = spec.als_config(config)  # the manifest's params are the ALS that was fitted
+    serving["blend"] = spec.blend.as_dict()
     metrics: dict = {}
     factors = gram = None
     if config.evaluate:
         with timer.stage("evaluate"):
-            runs = [strong_generalization(matrix, config, fit_als, seed)
+            runs = [strong_generalization(matrix, config, fit_als, seed, spec)
                     for seed in range(config.eval_seeds)]
             metrics["strong_generalization"] = summarize(runs)
             if config.eval_temporal and (temporal_run := temporal(log, config, fit_als)):
@@ -101,6 +113,11 @@ def train(
             gram = first["gram"]
     with timer.stage("fit"):
         user_factors, item_factors = factors or fit_als(matrix, config)
+        model = spec.describe(matrix.shape[0])
+        neighbours = None
+        if "itemitem" in model:
+            neighbours = fit_ease(matrix, lam=spec.ease_lambda_per_user * matrix.shape[0],
+                                  neighbours=spec.neighbours, saturation=spec.saturation)
     with timer.stage("index"):
         index, index_info = build_index(
             item_factors, user_factors, exact_max_items=config.exact_index_max_items,
@@ -124,6 +141,9 @@ def train(
                    "interactions": int(matrix.nnz), "consumables": int(consumable.sum())},
         "index": index_info.as_dict(),
         "published_model": "evaluated fit, held-out users folded in" if factors else "refit on all data",
+        "model": model,
+        "serving": serving,
+        **({"search": search} if search else {}),
     }
 
     def write(directory: Path) -> None:
@@ -134,7 +154,7 @@ def train(
                                     price=log.item_price, in_stock=log.item_in_stock,
                                     consumable=consumable),
             item_factors=item_factors, user_ids=log.user_ids, user_factors=user_factors,
-            popularity=popularity, gram=gram, index=index, segments=segments)
+            popularity=popularity, gram=gram, index=index, segments=segments, neighbours=neighbours)
 
     with timer.stage("publish"):
         path = artifact.publish(Path(config.store), version, write, keep=config.keep_versions)

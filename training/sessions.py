@@ -61,17 +61,23 @@ def split_cases(matrix: sp.csr_matrix, users: np.ndarray, fraction: float, rng: 
     return Cases(np.asarray(users), items, weights, targets, recency if last_ms is not None else None)
 
 
-def last_event_ms(log: EventLog, matrix: sp.csr_matrix) -> np.ndarray:
-    """Each (user, item) entry's newest event time, aligned with `matrix.data` (canonical CSR)."""
+def last_event_ms(log: EventLog, matrix: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+    """Each (user, item) entry's newest event time, aligned with `matrix.data` (canonical CSR).
+    Row r of `matrix` is user `users[r]` (sorted codes; default: row r is user r)."""
     has_item = log.item >= 0
+    user, item, ts = log.user[has_item].astype(np.int64), log.item[has_item], log.ts[has_item]
+    if users is not None:
+        keep = np.isin(user, users)
+        user, item, ts = np.searchsorted(users, user[keep]), item[keep], ts[keep]
     n_items = matrix.shape[1]
-    keys = log.user[has_item].astype(np.int64) * n_items + log.item[has_item]
-    ts = log.ts[has_item]
+    keys = user * n_items + item
     order = np.lexsort((ts, keys))
     keys, ts = keys[order], ts[order]
     last = np.r_[keys[1:] != keys[:-1], True]  # the newest event of each key comes last
     keys, ts = keys[last], ts[last]
     rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
     wanted = rows * n_items + matrix.indices
-    pos = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
-    return np.where(keys[pos] == wanted, ts[pos], 0) if keys.size else np.zeros(wanted.size, np.int64)
+    if keys.size == 0:
+        return np.zeros(wanted.size, np.int64)
+    pos = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return np.where(keys[pos] == wanted, ts[pos], 0)

@@ -87,3 +87,10 @@ def test_offline_ranking_calls_the_served_functions():
                                  itemitem=session_scores(model.neighbours, distinct, values))
         served = served[~np.isin(served, items)][:20]
         assert got.tolist() == served.tolist()
+
+
+def test_last_event_times_of_a_subset_of_users():
+    log = _log([0, 1, 1], [0, 1, 2], ["view", "view", "view"], [5, 7, 9])
+    full = confidence_matrix(log, {"view": 1.0})
+    rows = full[[1]]
+    assert last_event_ms(log, rows, np.array([1])).tolist() == [7, 9]

@@ -25,7 +25,7 @@ from training.index import build_index
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
 from training.recommender import ModelSpec
-from training.search import search_model
+from training.search import TooLittleData, search_model
 from training.segments import rfm_segments
 
 _PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
@@ -92,11 +92,15 @@ def train(
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
     spec, serving, search = ModelSpec.from_config(config), {"session_items": DEFAULT_SESSION_ITEMS}, None
     if config.search != "off":
-        with timer.stage("search"):
-            found = search_model(matrix, config, exclude_users=evaluation_users(matrix, config), log=log)
-        spec, search = found.spec, found.record
-        serving["session_items"] = found.session_items
-        config = spec.als_config(config)  # the manifest's params are the ALS that was fitted
+        try:
+            with timer.stage("search"):
+                found = search_model(matrix, config, exclude_users=evaluation_users(matrix, config), log=log)
+        except TooLittleData as exc:
+            search = {"mode": config.search, "skipped": str(exc)}
+        else:
+            spec, search = found.spec, found.record
+            serving["session_items"] = found.session_items
+            config = spec.als_config(config)  # the manifest's params are the ALS that was fitted
     serving["blend"] = spec.blend.as_dict()
     metrics: dict = {}
     factors = gram = None

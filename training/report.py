@@ -37,8 +37,9 @@ def describe_model(manifest: dict) -> list[str]:
                    f"(power {b.get('prior_power', 1):g}); "
                    f"the {serving.get('session_items', 50)} most recent items folded in"]
     search = manifest.get("search")
-    if not search:
-        return lines + ["  model search: off (the configured parameters)"]
+    if not search or "skipped" in search:
+        why = f"skipped, {search['skipped']}" if search else "off"
+        return lines + [f"  model search: {why} (the configured parameters)"]
     v, w = search["validation"], search["winner"]
     others = ", ".join(f"{name} {score:.4f}" for name, score in search["families"].items()
                        if name != w["family"])

@@ -48,6 +48,7 @@ from training.search_sessions import (
 from training.sessions import last_event_ms, split_cases
 
 VALIDATION_USERS = 1_000  # enough for the means; more folds until about this many are scored
+MIN_VALIDATION_USERS = 10  # below this a fold's score is noise: the configured model is kept
 SCALE_VALIDATION_USERS = 500  # at scale: one fold of at most this many (each ranks the catalog)
 
 
@@ -72,6 +73,10 @@ BUDGETS = {
                    tuple(np.round(np.linspace(0, 1, 11), 2)), (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
                    (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)),
 }
+
+
+class TooLittleData(ValueError):
+    """Too few users with enough positives for validation folds: the configured model is used."""
 
 
 @dataclass
@@ -118,8 +123,9 @@ def _folds(sample: sp.csr_matrix, config: TrainConfig, budget: Budget, rng: np.r
         keep[group] = False
         cases = split_cases(sample, np.sort(group), config.eval_fold_in, rng, last_ms)
         folds.append(Fold(sample[np.flatnonzero(keep)], cases))
-    if not folds:
-        raise ValueError("too few users with enough positives for a validation split")
+    if len(folds) == 0 or min(f.cases.users.size for f in folds) < MIN_VALIDATION_USERS:
+        raise TooLittleData(f"fewer than {MIN_VALIDATION_USERS} users with {config.eval_min_positives}+ "
+                            "positives per validation fold")
     return folds
 
 

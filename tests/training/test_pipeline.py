@@ -77,6 +77,14 @@ def test_search_off_fits_the_configured_als_alone(tmp_path):
     assert artifact.load_current(tmp_path).neighbours is None
 
 
+def test_a_log_too_small_to_validate_on_trains_the_configured_model(tmp_path):
+    store = generate_store(n_items=60, n_users=12, n_events=300, seed=5)
+    manifest = train(store.log, TrainConfig(store=tmp_path, evaluate=False, factors=8, iterations=2)).manifest
+    assert "skipped" in manifest["search"] and manifest["model"]["family"] == "als"
+    assert manifest["model"]["als"]["factors"] == 8
+    assert "model search: skipped" in format_report(manifest)
+
+
 def test_item_neighbours_share_a_style(published):
     store, config, _ = published
     model = artifact.load_current(config.store)

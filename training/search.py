@@ -148,10 +148,16 @@ def _als_candidates(config: TrainConfig, budget: Budget, at_scale: bool,
 def _search_als(folds: list[Fold], config: TrainConfig, budget: Budget, at_scale: bool,
                 rng: np.random.Generator) -> tuple[dict, list[dict], float]:
     """Successive halving; returns the winner (its params and iterations), every candidate, and
-    today's configuration's score at its configured sweeps (candidate 0, extended if pruned)."""
+    today's configuration's score at its configured sweeps (candidate 0, extended if pruned).
+
+    The first rung only screens: the winner is the best (candidate, sweeps) from the second rung
+    on. A few sweeps of a lightly regularized candidate can score well on sessions and still be
+    an unconverged model for the other uses of the factors (retrieval, known users' vectors):
+    on the synthetic store the first rung's best was 5 sweeps at regularization 0.02."""
     rungs = budget.rungs
     if at_scale:  # never more sweeps than the configured fit: it is the published one's cost
         rungs = tuple(sorted({r for r in rungs if r < config.iterations} | {config.iterations}))
+    final_from = rungs[1] if len(rungs) > 1 else rungs[0]
     candidates = _als_candidates(config, budget, at_scale, rng)
     for c in candidates:
         c["scores"] = {}
@@ -168,7 +174,7 @@ def _search_als(folds: list[Fold], config: TrainConfig, budget: Budget, at_scale
             fold.models["als"] = fit_session_model(fold.train, config, spec, None, factors)[0]
         score = validation_score(folds, "als")
         c["scores"][str(iterations)] = round(score, 5)
-        if best is None or score > best[0]:
+        if iterations >= final_from and (best is None or score > best[0]):
             best = (score, spec)
             for fold in folds:
                 fold.models["als_best"] = fold.models["als"]

@@ -117,11 +117,11 @@ def train(
             gram = first["gram"]
     with timer.stage("fit"):
         user_factors, item_factors = factors or fit_als(matrix, config)
-        model = spec.describe(matrix.shape[0])
+        model = spec.describe()
         neighbours = None
         if "itemitem" in model:
-            neighbours = fit_ease(matrix, lam=spec.ease_lambda_per_user * matrix.shape[0],
-                                  neighbours=spec.neighbours, saturation=spec.saturation)
+            neighbours = fit_ease(matrix, lam=spec.ease_lambda, neighbours=spec.neighbours,
+                                  saturation=spec.saturation)
     with timer.stage("index"):
         index, index_info = build_index(
             item_factors, user_factors, exact_max_items=config.exact_index_max_items,

@@ -32,7 +32,7 @@ class ModelSpec:
     regularization: float
     alpha: float
     iterations: int
-    ease_lambda_per_user: float | None = None  # EASE's λ over the fitted users; None: none
+    ease_lambda: float | None = None  # EASE's λ; None: no item-item model
     neighbours: int = 200
     saturation: float = 1.0  # models.itemitem.item_values: the smallest positive event weight
     blend: SessionBlend = field(default_factory=SessionBlend)
@@ -47,7 +47,7 @@ class ModelSpec:
     @property
     def family(self) -> str:
         """What ranks sessions: "als", "ease" or "als+ease" (a blend)."""
-        if self.ease_lambda_per_user is None or self.blend.foldin_weight >= 1:
+        if self.ease_lambda is None or self.blend.foldin_weight >= 1:
             return "als"
         return "ease" if self.blend.foldin_weight <= 0 else "als+ease"
 
@@ -55,16 +55,14 @@ class ModelSpec:
         return replace(config, factors=self.factors, regularization=self.regularization,
                        alpha=self.alpha, iterations=self.iterations)
 
-    def describe(self, n_users: int) -> dict:
-        """The manifest's `model`: the family and each part's parameters (EASE's λ for a fit
-        on `n_users` users)."""
+    def describe(self) -> dict:
+        """The manifest's `model`: the family and each part's parameters."""
         out: dict = {"family": self.family,
                      "als": {"factors": self.factors, "regularization": self.regularization,
                              "alpha": self.alpha, "iterations": self.iterations}}
-        if self.ease_lambda_per_user is not None and self.blend.foldin_weight < 1:
-            out["itemitem"] = {"kind": "ease", "lambda": round(self.ease_lambda_per_user * n_users, 4),
-                               "lambda_per_user": self.ease_lambda_per_user,
-                               "neighbours": self.neighbours, "saturation": self.saturation}
+        if self.ease_lambda is not None and self.blend.foldin_weight < 1:
+            out["itemitem"] = {"kind": "ease", "lambda": self.ease_lambda, "neighbours": self.neighbours,
+                               "saturation": self.saturation}
         return out
 
 
@@ -140,9 +138,9 @@ def fit_session_model(train: sp.csr_matrix, config: TrainConfig, spec: ModelSpec
     user_factors, item_factors = factors or fit(train, spec.als_config(config))
     gram = gram_matrix(item_factors)
     neighbours = None
-    if spec.ease_lambda_per_user is not None and spec.blend.foldin_weight < 1:
-        neighbours = fit_ease(train, lam=spec.ease_lambda_per_user * train.shape[0],
-                              neighbours=spec.neighbours, saturation=spec.saturation)
+    if spec.ease_lambda is not None and spec.blend.foldin_weight < 1:
+        neighbours = fit_ease(train, lam=spec.ease_lambda, neighbours=spec.neighbours,
+                              saturation=spec.saturation)
     model = SessionModel(
         item_factors=item_factors, gram=gram,
         foldin=FoldIn(item_factors, gram, regularization=spec.regularization, alpha=spec.alpha),

@@ -28,8 +28,7 @@ def describe_model(manifest: dict) -> list[str]:
             f"{als['regularization']:g}, alpha {als['alpha']:g}, {als['iterations']} iterations")
     if "itemitem" in model:
         ii = model["itemitem"]
-        line += (f"; EASE λ {ii['lambda']:.4g} ({ii['lambda_per_user']:g} per user), "
-                 f"{ii['neighbours']} neighbours")
+        line += f"; EASE λ {ii['lambda']:g}, {ii['neighbours']} neighbours per item"
     b = serving.get("blend", {})
     lines = [line, f"  sessions: fold-in weight {b.get('foldin_weight', 1.0):g}, item-item "
                    f"{b.get('itemitem_weight', 0.0):g}, popularity exponent "

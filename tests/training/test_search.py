@@ -11,7 +11,7 @@ from training.interactions import confidence_matrix
 from training.search import Budget, search_model
 from training.synthetic import generate_store
 
-TINY = Budget(als_candidates=3, rungs=(2, 4), eta=3, folds=2, lambdas_per_user=(0.05, 0.5), refinements=1,
+TINY = Budget(als_candidates=3, rungs=(2, 4), eta=3, folds=2, lambdas=(10.0, 100.0), refinements=1,
               blend_weights=(0.0, 0.5, 1.0), exponents=(0.0, 0.2), prior_cs=(0.0, 1.0, 4.0))
 
 

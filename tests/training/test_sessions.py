@@ -68,7 +68,7 @@ def test_the_configured_als_alone_ranks_as_before_by_inner_product():
 
 def test_offline_ranking_calls_the_served_functions():
     blend = SessionBlend(foldin_weight=0.5, popularity_exponent=0.1, prior_c=2.0)
-    spec = ModelSpec(factors=8, regularization=1.0, alpha=1.0, iterations=3, ease_lambda_per_user=0.1,
+    spec = ModelSpec(factors=8, regularization=1.0, alpha=1.0, iterations=3, ease_lambda=20.0,
                      neighbours=20, blend=blend)
     matrix, model = _small_model(spec)
     assert isinstance(model, SessionModel) and model.neighbours is not None

@@ -8,6 +8,10 @@ the same 20% targets.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/parity_movielens.py
 
+The model is ALS with the configured parameters (`--search off`): the fold-in parity. The
+searched model (ALS + EASE + popularity prior) is checked the same way by
+`benchmarks/relevance_http.py`.
+
 Run twice by default: with the blend's neutral settings (no live-affinity re-rank, no
 diversity cap: the pure fold-in the offline evaluation measures) and with the defaults.
 """
@@ -107,7 +111,9 @@ async def main() -> None:
     rows = []
     for seed in range(SEEDS):
         tmp = Path(tempfile.mkdtemp(prefix="vitrine-parity-"))
-        config = TrainConfig(store=tmp / "models", evaluate=False)
+        # The fold-in alone (`--search off`), which `offline_recall` reproduces; the searched
+        # model's parity (blend, neighbours, prior) is benchmarks/relevance_http.py's.
+        config = TrainConfig(store=tmp / "models", evaluate=False, search="off")
         held, cases = split(log, config, seed)
         result = train(log.select(~np.isin(log.user, held)), config)
         from models import artifact

@@ -21,6 +21,16 @@ Layout of one version, `<store>/<version>/`:
     repurchase.npz       optional: per item `cycle_days` (float32, NaN = none) and
                          `cycle_source` (0 none, 1 item, 2 category); per user row a CSR purchase
                          history `user_indptr`, `items`, `last_ms`, `orders` (models/repurchase.py)
+    neighbours.indptr.npy, neighbours.indices.npy, neighbours.data.npy
+                         optional (format 3): the item-item model's sparse rows, CSR over item
+                         rows (int64, int32, float32; memory-mapped), present when the manifest's
+                         model.itemitem says so; scored by `models.itemitem.session_scores`
+
+The manifest (format 3) also says which model ranks sessions and how (`model`: family, ALS's and
+the item-item model's parameters; `serving`: session_items, the cap on recent items folded in,
+and blend, read by `models.ranking.SessionBlend.from_manifest`) and what the model search
+tried (`search`). The ALS factors and FAISS index are always there: retrieval, similar items and
+known users' trained vectors use them whichever family ranks sessions.
 
 A version is written to a hidden temporary directory beside the others and renamed into
 place, checked completely (`load`: the manifest's schema, every array's dtype, shape and
@@ -50,12 +60,16 @@ import msgpack
 import numpy as np
 import orjson
 
-from models.checks import check_arrays, check_manifest
+from models.checks import check_arrays, check_manifest, check_neighbours
+from models.itemitem import Neighbours
+from models.ranking import SessionBlend, session_items_cap
 
 # 2: the index may be a norm head (an id-mapped subset of the items, manifest index.head_items),
-# which a reader of format 1 would refuse as a size mismatch. Format 1 is still read.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# which a reader of format 1 would refuse as a size mismatch.
+# 3: optional item-item neighbours and the manifest's model/serving/search; a reader of format 2
+# would serve the fold-in alone, not the model that was evaluated. Formats 1 and 2 are still read.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 REQUIRED_FILES = (
@@ -68,6 +82,7 @@ REQUIRED_FILES = (
     "gram.npy",
     "index.faiss",
 )
+NEIGHBOUR_FILES = ("neighbours.indptr.npy", "neighbours.indices.npy", "neighbours.data.npy")
 _VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 
@@ -101,6 +116,7 @@ class ModelArtifact:
     repurchase: dict[str, np.ndarray] | None = None
     item_index: dict[str, int] = field(default_factory=dict)
     user_index: dict[str, int] = field(default_factory=dict)
+    neighbours: Neighbours | None = None  # the item-item model, when the manifest has one
 
     @property
     def version(self) -> str:
@@ -113,6 +129,21 @@ class ModelArtifact:
     @property
     def event_weights(self) -> dict[str, float]:
         return self.manifest["params"]["event_weights"]
+
+    @property
+    def session_blend(self) -> SessionBlend:
+        """How sessions are ranked (`models.ranking.rank_session`); older formats: fold-in alone."""
+        return SessionBlend.from_manifest(self.manifest)
+
+    @property
+    def session_items(self) -> int:
+        """How many of a shopper's most recent items to fold in (older formats: 50)."""
+        return session_items_cap(self.manifest)
+
+    @property
+    def item_value_saturation(self) -> float:
+        """`models.itemitem.item_values`'s saturation for this model's item-item rows."""
+        return float(self.manifest.get("model", {}).get("itemitem", {}).get("saturation", 1.0))
 
 
 def describe_index(index: dict) -> str:
@@ -146,8 +177,10 @@ def write_artifact(
     index: Any,
     segments: dict[str, Any] | None = None,
     repurchase: dict[str, np.ndarray] | None = None,
+    neighbours: Neighbours | None = None,
 ) -> None:
-    """Write every file of one version into `directory` (which must exist and be empty)."""
+    """Write every file of one version into `directory` (which must exist and be empty).
+    With `neighbours`, the manifest must describe them under model.itemitem."""
     import faiss  # only writers and loaders need it; keeps `models` importable without
 
     n_items = len(items.ids)
@@ -155,6 +188,11 @@ def write_artifact(
         raise ArtifactError("item_factors, popularity and item ids disagree in length")
     if user_factors.shape[0] != len(user_ids):
         raise ArtifactError("user_factors and user ids disagree in length")
+    if (neighbours is not None) != _has_itemitem(manifest):
+        raise ArtifactError("neighbours are written exactly when the manifest's model.itemitem "
+                            "describes them")
+    if neighbours is not None and (problem := check_neighbours(neighbours, n_items)):
+        raise ArtifactError(problem)
     manifest = {**manifest, "format_version": FORMAT_VERSION}
     _pack(directory / "items.msgpack", {
         "ids": items.ids,
@@ -175,6 +213,10 @@ def write_artifact(
         if len(repurchase["cycle_days"]) != n_items or len(repurchase["user_indptr"]) != len(user_ids) + 1:
             raise ArtifactError("repurchase arrays disagree with the item or user ids in length")
         np.savez(directory / "repurchase.npz", **repurchase)
+    if neighbours is not None:
+        arrays = (neighbours.indptr, neighbours.indices, neighbours.data)
+        for name, array, dtype in zip(NEIGHBOUR_FILES, arrays, (np.int64, np.int32, np.float32), strict=True):
+            np.save(directory / name, np.ascontiguousarray(array, dtype=dtype))
     # The manifest goes last: its presence marks the other files as complete.
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     fsync_dir(directory)
@@ -324,6 +366,13 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         if (path / "repurchase.npz").exists():
             with np.load(path / "repurchase.npz") as npz:
                 repurchase = {name: npz[name] for name in npz.files}
+        neighbours = None
+        if _has_itemitem(manifest):
+            missing = [name for name in NEIGHBOUR_FILES if not (path / name).is_file()]
+            if missing:
+                raise ArtifactError(f"{path}: the manifest names an item-item model, "
+                                    f"missing {', '.join(missing)}")
+            neighbours = Neighbours(*(np.load(path / name, mmap_mode=mode) for name in NEIGHBOUR_FILES))
     except ArtifactError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types; name the version
@@ -342,6 +391,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         repurchase=repurchase,
         item_index={item: i for i, item in enumerate(items.ids)},
         user_index={user: i for i, user in enumerate(user_ids)},
+        neighbours=neighbours,
     )
     if problem := check_arrays(art):
         raise ArtifactError(f"{path}: {problem}")
@@ -353,6 +403,10 @@ def load_current(store: Path, *, mmap: bool = True) -> ModelArtifact:
     if version is None:
         raise ArtifactError(f"no published model in {store} (run `vitrine train` first)")
     return load(version_path(store, version), mmap=mmap)
+
+
+def _has_itemitem(manifest: dict[str, Any]) -> bool:
+    return bool(manifest.get("model", {}).get("itemitem"))
 
 
 def _verify_complete(path: Path) -> None:

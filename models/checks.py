@@ -80,7 +80,23 @@ def check_arrays(art: ModelArtifact) -> str | None:
     if art.repurchase is not None and (art.repurchase["cycle_days"].shape != (n_items,)
                                        or art.repurchase["user_indptr"].shape != (n_users + 1,)):
         return "repurchase.npz: arrays disagree with the item or user ids"
+    if art.neighbours is not None and (problem := check_neighbours(art.neighbours, n_items)):
+        return problem
     return _check_index(art, k)
+
+
+def check_neighbours(neighbours: Any, n_items: int) -> str | None:
+    """CSR arrays that index only item rows, with finite weights: a bad file must not crash
+    (or poison) a request later. `neighbours`: models.itemitem.Neighbours."""
+    indptr, indices, data = neighbours.indptr, neighbours.indices, neighbours.data
+    if (indptr.shape != (n_items + 1,) or indptr[0] != 0 or indptr[-1] != indices.size
+            or data.shape != indices.shape or np.any(np.diff(indptr) < 0)):
+        return f"neighbours.*.npy: the item-item rows do not match the {n_items:,} items"
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_items):
+        return "neighbours.indices.npy: names items outside the model"
+    if not _finite(data):
+        return "neighbours.data.npy: NaN or infinite weights"
+    return None
 
 
 def _finite(a: np.ndarray) -> bool:

@@ -96,7 +96,8 @@ class RecommendSettings(_Section):
     affinity_weight: Annotated[float, _doc(
         "live category affinity added to the normalised score when re-ranking (0.25: within 0.005 "
         "of the offline Recall@20 on MovieLens, benchmarks/results/parity_movielens.md; 0.5 cost "
-        "0.012)", ge=0)] = 0.25
+        "0.012); for a searched model's session, times 1 − its popularity prior's weight, so a short "
+        "session's one category does not outrank the prior", ge=0)] = 0.25
     session_half_life_s: Annotated[float, _doc("recency decay of session items in the fold-in",
                                                gt=0)] = 3_600.0
     candidates: Annotated[int, _doc(
@@ -156,7 +157,10 @@ class RedisSettings(_Section):
         "only after an export emptied the streams", ge=1, le=1024)] | None = None
     session_ttl_s: Annotated[int, _doc(
         "lifetime of a shopper's live state after their last event (30 days)", ge=1)] = 30 * 86_400
-    recent_cap: Annotated[int, _doc("recent items kept per shopper", ge=1, le=10_000)] = 50
+    recent_cap: Annotated[int, _doc(
+        "recent items kept per shopper; the model folds in at most its manifest's "
+        "`serving.session_items` of them (100-200 measured best, benchmarks/results/relevance.md)",
+        ge=1, le=10_000)] = 200
     affinity_cap: Annotated[int, _doc(
         "live category affinities kept per shopper: past 1.25 × this, the weakest are dropped down "
         "to it", ge=1, le=10_000)] = 32

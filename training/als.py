@@ -31,3 +31,30 @@ def fit_als(matrix: sp.csr_matrix, config: TrainConfig) -> tuple[np.ndarray, np.
         model.fit(matrix.astype(np.float32), show_progress=False)
     return (np.ascontiguousarray(model.user_factors, dtype=np.float32),
             np.ascontiguousarray(model.item_factors, dtype=np.float32))
+
+
+class ResumableALS:
+    """One implicit ALS model fitted in steps: `fit_to(matrix, n)` runs sweeps until n in total.
+
+    implicit keeps its factors between `fit` calls, so the model search's successive halving
+    (training/search.py) extends a surviving candidate instead of fitting it again from scratch.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        with threadpool_limits(1, "blas"):
+            self.model = AlternatingLeastSquares(
+                factors=config.factors, regularization=config.regularization, alpha=config.alpha,
+                iterations=0, random_state=config.random_state, num_threads=os.cpu_count() or 1)
+        self.iterations = 0
+
+    def fit_to(self, matrix: sp.csr_matrix, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sweep until `iterations` in total; returns (user_factors, item_factors) copies."""
+        if iterations > self.iterations:
+            self.model.iterations = iterations - self.iterations
+            with threadpool_limits(1, "blas"):
+                self.model.fit(matrix.astype(np.float32), show_progress=False)
+            self.iterations = iterations
+        return (np.array(self.model.user_factors, dtype=np.float32),
+                np.array(self.model.item_factors, dtype=np.float32))

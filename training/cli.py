@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float)
     p.add_argument("--iterations", type=int)
     p.add_argument("--half-life-days", type=float)
+    p.add_argument("--search", choices=("off", "quick", "full"),
+                   help="choose the model on validation users (default: quick; off: the parameters as given)")
     p.add_argument("--eval-seeds", type=int)
     p.add_argument("--eval-holdout-users", type=int)
     p.add_argument("--no-eval", action="store_true", help="skip the offline evaluation")
@@ -94,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(store=args.settings.model.store, evaluate=not args.no_eval)
     for name in ("factors", "regularization", "alpha", "iterations", "half_life_days",
-                 "eval_seeds", "eval_holdout_users", "segment_rules", "churn_window_days"):
+                 "eval_seeds", "eval_holdout_users", "segment_rules", "churn_window_days", "search"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.keep is not None:

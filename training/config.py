@@ -20,6 +20,17 @@ class TrainConfig:
     engine: str = "implicit"  # the ALS fit: "implicit" here, or "spark" (training/engines.py)
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None  # time decay of event weights; None = no decay
+    # Model search (training/search.py): "off" fits the parameters above as they are; "quick"
+    # and "full" choose ALS's, the item-item model's and the session blend's on validation
+    # users (never the evaluation's held-out users), on a sample of at most this many
+    # user-item pairs at scale.
+    search: str = "quick"
+    search_max_interactions: int = 50_000
+    # Item-item model (EASE) for catalogs up to this many items: its fit inverts a dense
+    # items × items float32 matrix (1.6 GB and about a minute at 20k items). Each item keeps
+    # this many neighbours for serving.
+    itemitem_max_items: int = 20_000
+    itemitem_neighbours: int = 200
     # Index (training/index.py): every item scanned exactly up to this many items; above it the
     # largest-norm items up to this many if they reach the target recall, else IVF.
     exact_index_max_items: int = 50_000
@@ -35,6 +46,8 @@ class TrainConfig:
     eval_seeds: int = 5
     eval_max_users: int = 2_000  # cap per seed on large logs (a sample is enough for the means)
     eval_temporal: bool = True  # the temporal protocol costs one more fit
+    eval_session_lengths: tuple[int, ...] = (1, 2)  # short sessions measured against popularity
+    eval_session_max_users: int = 200  # held-out users per seed in the short-session rows (each ranks all)
     # When the held-out users are at most this share of all users, the evaluated model is the
     # one published (held-out users get their vectors by fold-in, ALS's own user step) instead
     # of fitting again on everything: at 1M users the difference is noise, the saving a fit.

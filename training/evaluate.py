@@ -1,9 +1,11 @@
 """Honest offline evaluation: every number comes with the popularity baseline on the same split.
 
 Strong generalization (the serving situation for a new or anonymous shopper): held-out users
-are absent from training; 80% of each one's positives are folded in with the same
-`models.foldin.FoldIn` the server uses, and the other 20% are the targets. Temporal: train on
-the past, predict each user's purchases after a cutoff from their trained vector.
+are absent from training; 80% of each one's positives are the session, ranked by the same
+functions the server uses (`training/recommender.py`: the fold-in, the item-item sum, the blend
+with the popularity prior), and the other 20% are the targets; short sessions (the first 1, 2
+items) against popularity on the same targets. Temporal: train on the past, predict each
+user's purchases after a cutoff from their trained vector.
 Recall@k is normalised by min(k, |targets|) so that a perfect ranking scores 1.
 """
 
@@ -16,11 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.events import EventType
-from models.foldin import FoldIn, gram_matrix
+from models.foldin import FoldIn
 from training.config import TrainConfig
 from training.eventlog import TYPE_CODE, EventLog
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
+from training.recommender import ModelSpec, SessionModel, fit_session_model
+from training.sessions import Cases, split_cases
 
 TOP = 100
 _PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
@@ -79,33 +83,64 @@ def _score_in_chunks(queries: np.ndarray, items: np.ndarray, exclude: list[np.nd
     return _without_excluded(found.astype(np.int64), exclude, items.shape[0])
 
 
-def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, seed: int) -> dict:
-    """One seed: returns {"model": metrics, "popularity": metrics, "users": n}, and under
-    "fit" the factors trained without the held-out users, with those users' rows ("held")."""
-    rng = np.random.default_rng(seed)
-    counts = np.diff(matrix.indptr)
-    eligible = np.flatnonzero(counts >= config.eval_min_positives)
+def held_out_users(matrix: sp.csr_matrix, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """One seed's held-out users: drawn among users with enough positives, at most a fifth."""
+    eligible = np.flatnonzero(np.diff(matrix.indptr) >= config.eval_min_positives)
     n_held = min(config.eval_holdout_users, config.eval_max_users, eligible.size // 5)
     if n_held < 1:
         raise ValueError("too few users with enough positives to evaluate")
-    held = rng.choice(eligible, size=n_held, replace=False)
+    return rng.choice(eligible, size=n_held, replace=False)
+
+
+def evaluation_users(matrix: sp.csr_matrix, config: TrainConfig) -> np.ndarray:
+    """Every user some evaluation seed holds out: the model search never sees them."""
+    if not config.evaluate:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate([
+        held_out_users(matrix, config, np.random.default_rng(seed)) for seed in range(config.eval_seeds)]))
+
+
+def score_cases(model: SessionModel, cases: Cases) -> dict[str, float]:
+    """The model's metrics on these sessions, each session's own items excluded."""
+    top = model.rank(cases.items, cases.weights, cases.items, TOP)
+    return ranking_metrics(top, cases.targets, model.item_factors.shape[0])
+
+
+def popularity_metrics(popularity: np.ndarray, cases: Cases) -> dict[str, float]:
+    """The popularity list's metrics on the same targets, without each session's items."""
+    return ranking_metrics(_popularity_top(popularity, cases.items), cases.targets, popularity.size)
+
+
+def strong_generalization(matrix: sp.csr_matrix, config: TrainConfig, fit: Fit, seed: int,
+                          spec: ModelSpec | None = None) -> dict:
+    """One seed: returns {"model": metrics, "popularity": metrics, "users": n, "sessions":
+    {n: {"model", "popularity"}} for short sessions (their first n items, the same targets)},
+    and under "fit" the ALS factors trained without the held-out users, with those users' rows
+    ("held"). The model is `spec` (default: the configured ALS alone), ranked as served."""
+    rng = np.random.default_rng(seed)
+    held = held_out_users(matrix, config, rng)
     in_train = np.ones(matrix.shape[0], dtype=bool)
     in_train[held] = False
     train_rows = np.flatnonzero(in_train)
-    train = matrix[train_rows]
-    user_factors, item_factors = fit(train, config)
-    gram = gram_matrix(item_factors)  # 1M × 64 in float64: ~0.7 s, so computed once and passed on
-    rows = [(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]],
-             matrix.data[matrix.indptr[u]:matrix.indptr[u + 1]]) for u in held]
-    out = score_held_out(rows, item_factors, gram, item_popularity(train), config, rng)
-    out["fit"] = {"user_factors": user_factors, "item_factors": item_factors, "gram": gram,
-                  "train_rows": train_rows, "held": held}
-    return out
+    model, user_factors = fit_session_model(matrix[train_rows], config,
+                                            spec or ModelSpec.from_config(config), fit)
+    cases = split_cases(matrix, held, config.eval_fold_in, rng)
+    sessions = {}
+    few = cases.head(config.eval_session_max_users)
+    for n in config.eval_session_lengths:
+        short = few.first(n)
+        sessions[str(n)] = {"model": score_cases(model, short),
+                            "popularity": popularity_metrics(model.popularity, short)}
+    return {"model": score_cases(model, cases), "popularity": popularity_metrics(model.popularity, cases),
+            "users": int(held.size), "sessions": sessions,
+            "fit": {"user_factors": user_factors, "item_factors": model.item_factors, "gram": model.gram,
+                    "train_rows": train_rows, "held": held, "model": model}}
 
 
 def score_held_out(rows: list[tuple[np.ndarray, np.ndarray]], item_factors: np.ndarray, gram: np.ndarray,
                    popularity: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> dict:
-    """The held-out users' side of strong generalization, for any engine's item factors: each
+    """The held-out users' side of strong generalization for factors fitted elsewhere (the Spark
+    engine: ALS alone, no model search), ranked by the fold-in alone: each
     user's (items, weights) row split into fold-in and targets by `rng`, the fold-in solved with
     the server's FoldIn, the model's and popularity's top-100 scored against the targets."""
     solve = FoldIn(item_factors, gram, regularization=config.regularization, alpha=config.alpha)
@@ -163,15 +198,24 @@ def temporal(log: EventLog, config: TrainConfig, fit: Fit, cutoff_quantile: floa
             "users": len(users), "cutoff_ms": cutoff}
 
 
+def _mean_std(runs: list[dict], who: str) -> dict:
+    return {m: {"mean": float(np.mean([r[who][m] for r in runs])),
+                "std": float(np.std([r[who][m] for r in runs]))}
+            for m in runs[0][who]}
+
+
 def summarize(runs: list[dict]) -> dict:
-    """Mean and standard deviation of each metric across seeds, plus the model/popularity ratio."""
+    """Mean and standard deviation of each metric across seeds, plus the model/popularity ratio
+    (and the same for each short-session length, when measured)."""
     out: dict = {"seeds": len(runs), "users_per_seed": runs[0]["users"]}
     if "cutoff_ms" in runs[0]:
         out["cutoff_ms"] = runs[0]["cutoff_ms"]
     for who in ("model", "popularity"):
-        out[who] = {m: {"mean": float(np.mean([r[who][m] for r in runs])),
-                        "std": float(np.std([r[who][m] for r in runs]))}
-                    for m in runs[0][who]}
+        out[who] = _mean_std(runs, who)
     pop = out["popularity"]["recall@20"]["mean"]
     out["lift_recall@20"] = out["model"]["recall@20"]["mean"] / pop if pop else None
+    if runs[0].get("sessions"):
+        out["sessions"] = {n: {who: _mean_std([r["sessions"][n] for r in runs], who)
+                               for who in ("model", "popularity")}
+                           for n in runs[0]["sessions"]}
     return out

@@ -2,9 +2,10 @@
 
 The split is temporal (the serving situation: predict what shoppers do next). Events before the
 cutoff are the history, positives after it that are new to the shopper are the targets. Each
-model folds each shopper's history in with its own item factors, Gram matrix, fold-in
-parameters and event weights (what the server would do with it) and ranks its own items;
-items a model doesn't know can't be hit. The popularity baseline over the history is scored on
+model ranks each shopper's history as the server would rank it with that model: its event
+weights, its fold-in, its item-item neighbours, blend and popularity prior
+(`training.recommender.SessionModel`, the trainer's evaluation ranking); items a model
+doesn't know can't be hit. The popularity baseline over the history is scored on
 the same users, so a candidate that learnt nothing (e.g. from shuffled events) is told apart.
 """
 
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.foldin import FoldIn
 from training.config import TrainConfig
-from training.evaluate import _popularity_top, _score_in_chunks, ranking_metrics
+from training.evaluate import TOP, _popularity_top, ranking_metrics
 from training.eventlog import EventLog
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
+from training.recommender import SessionModel, session_model_of
 
 
 @dataclass
@@ -32,15 +33,18 @@ class ValidationSplit:
 
 @dataclass
 class Scorable:
-    """What a model needs to be scored: its items' factors and how it folds a shopper in."""
+    """What a model needs to be scored: its items and how it ranks a shopper's history."""
 
     item_ids: list[str]
-    item_factors: np.ndarray
-    gram: np.ndarray
-    regularization: float
-    alpha: float
+    model: SessionModel
     event_weights: dict[str, float]
     half_life_days: float | None = None
+
+    @classmethod
+    def from_artifact(cls, art) -> Scorable:
+        """A published model (models.artifact.ModelArtifact), as the server ranks with it."""
+        return cls(list(art.items.ids), session_model_of(art), art.event_weights,
+                   art.params.get("half_life_days"))
 
 
 def temporal_split(log: EventLog, config: TrainConfig, validation_share: float,
@@ -75,17 +79,14 @@ def score(model: Scorable, split: ValidationSplit) -> dict[str, float]:
     known = log_to_model >= 0
     model_to_log[log_to_model[known]] = np.flatnonzero(known)
     history = confidence_matrix(past, model.event_weights, half_life_days=model.half_life_days)
-    solve = FoldIn(model.item_factors, model.gram, regularization=model.regularization, alpha=model.alpha)
-    queries, exclude = [], []
+    sessions, weights = [], []
     for u in split.users:
-        items = history.indices[history.indptr[u]:history.indptr[u + 1]]
-        weights = history.data[history.indptr[u]:history.indptr[u + 1]]
-        rows = log_to_model[items]
+        start, end = history.indptr[u], history.indptr[u + 1]
+        rows = log_to_model[history.indices[start:end]]
         ok = rows >= 0
-        queries.append(solve(rows[ok], weights[ok]) if ok.any()
-                       else np.zeros(model.item_factors.shape[1], np.float32))
-        exclude.append(rows[ok])
-    top = _score_in_chunks(np.stack(queries), np.asarray(model.item_factors), exclude)
+        sessions.append(rows[ok])
+        weights.append(history.data[start:end][ok])
+    top = model.model.rank(sessions, weights, sessions, TOP)
     metrics = ranking_metrics(model_to_log[top], split.targets, n_items)
     return metrics | {"popularity_recall@20": popularity_recall(split, model.event_weights)}
 

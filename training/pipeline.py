@@ -15,14 +15,18 @@ import scipy.sparse as sp
 from models import artifact
 from models.events import EventType
 from models.foldin import FoldIn, gram_matrix
+from models.ranking import DEFAULT_SESSION_ITEMS
 from training.config import TrainConfig
 from training.customers import analyse_customers
+from training.ease import fit_ease
 from training.engines import fit_function
-from training.evaluate import strong_generalization, summarize, temporal
+from training.evaluate import evaluation_users, strong_generalization, summarize, temporal
 from training.eventlog import TYPE_CODE, EventLog
 from training.index import build_index
 from training.interactions import confidence_matrix
 from training.popularity import item_popularity
+from training.recommender import ModelSpec
+from training.search import SearchResult, TooLittleData, search_model
 
 _PURCHASE = TYPE_CODE[EventType.PURCHASE.value]
 
@@ -79,19 +83,42 @@ def train(
     *,
     timings: dict[str, float] | None = None,
     source: dict | None = None,
+    chosen: SearchResult | None = None,
 ) -> TrainResult:
     """Train on `log` and publish a new version into `config.store`. `timings` carries stages
-    already run by the caller (e.g. load); `source` describes the input for the manifest."""
+    already run by the caller (e.g. load); `source` describes the input for the manifest;
+    `chosen` is a search already run (on this log's users or a superset), used instead of
+    `config.search` so that several fits on splits of one log share one choice."""
     timer = Timer()
     timer.seconds.update(timings or {})
     fit_als = fit_function(config.engine)  # the engine seam: implicit by default, or Spark
     with timer.stage("interactions"):
         matrix = confidence_matrix(log, config.event_weights, half_life_days=config.half_life_days)
+    spec, serving, search = ModelSpec.from_config(config), {"session_items": DEFAULT_SESSION_ITEMS}, None
+    if chosen is not None:
+        spec, search = chosen.spec, {**chosen.record, "reused": True}
+        serving["session_items"] = chosen.session_items
+        config = spec.als_config(config)
+    elif config.search != "off" and config.engine != "implicit":
+        # The search fits many small models on one machine; an engine chosen for its scale
+        # trains the configured parameters instead.
+        search = {"mode": config.search, "skipped": f"the {config.engine} engine trains the configured model"}
+    elif config.search != "off":
+        try:
+            with timer.stage("search"):
+                found = search_model(matrix, config, exclude_users=evaluation_users(matrix, config), log=log)
+        except TooLittleData as exc:
+            search = {"mode": config.search, "skipped": str(exc)}
+        else:
+            spec, search = found.spec, found.record
+            serving["session_items"] = found.session_items
+            config = spec.als_config(config)  # the manifest's params are the ALS that was fitted
+    serving["blend"] = spec.blend.as_dict()
     metrics: dict = {}
     factors = gram = None
     if config.evaluate:
         with timer.stage("evaluate"):
-            runs = [strong_generalization(matrix, config, fit_als, seed)
+            runs = [strong_generalization(matrix, config, fit_als, seed, spec)
                     for seed in range(config.eval_seeds)]
             metrics["strong_generalization"] = summarize(runs)
             if config.eval_temporal and (temporal_run := temporal(log, config, fit_als)):
@@ -102,6 +129,11 @@ def train(
             gram = first["gram"]
     with timer.stage("fit"):
         user_factors, item_factors = factors or fit_als(matrix, config)
+        model = spec.describe()
+        neighbours = None
+        if "itemitem" in model:
+            neighbours = fit_ease(matrix, lam=spec.ease_lambda, neighbours=spec.neighbours,
+                                  saturation=spec.saturation)
     with timer.stage("index"):
         index, index_info = build_index(
             item_factors, user_factors, exact_max_items=config.exact_index_max_items,
@@ -127,6 +159,9 @@ def train(
         "index": index_info.as_dict(),
         "published_model": "evaluated fit, held-out users folded in" if factors else "refit on all data",
         "customers": customers.report,
+        "model": model,
+        "serving": serving,
+        **({"search": search} if search else {}),
     }
 
     def write(directory: Path) -> None:
@@ -138,7 +173,7 @@ def train(
                                     consumable=consumable),
             item_factors=item_factors, user_ids=log.user_ids, user_factors=user_factors,
             popularity=popularity, gram=gram, index=index, segments=customers.segments,
-            repurchase=customers.repurchase)
+            repurchase=customers.repurchase, neighbours=neighbours)
 
     with timer.stage("publish"):
         path = artifact.publish(Path(config.store), version, write, keep=config.keep_versions)

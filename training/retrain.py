@@ -41,12 +41,12 @@ class RetrainOptions:
 def run_once(options: RetrainOptions, config) -> RetrainOutcome:
     """One retrain; never raises for bad data (the outcome says "failed" and why)."""
     from models import archive, artifact
-    from models.foldin import gram_matrix
     from training.catalog import read_catalog
     from training.engines import fit_function
     from training.gate import Scorable, score, temporal_split
     from training.interactions import confidence_matrix
     from training.readers import BadEventLog, read_event_table
+    from training.recommender import ModelSpec, fit_session_model
 
     started = time.perf_counter()
     store = Path(config.store)
@@ -66,11 +66,13 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
         log, _ = read_event_table(table, f"archive {options.archive}", on_bad_row="skip", catalog=catalog)
         window["events"] = len(log)
         split = temporal_split(log, config, options.validation_share)
-        fit = fit_function(config.engine)
-        _, items = fit(confidence_matrix(split.past, config.event_weights,
-                                         half_life_days=config.half_life_days), config)
-        candidate = score(Scorable(log.item_ids, items, gram_matrix(items), config.regularization,
-                                   config.alpha, config.event_weights, config.half_life_days), split)
+        past = confidence_matrix(split.past, config.event_weights, half_life_days=config.half_life_days)
+        # The candidate is what `train` would publish: the model search (config.search) on the
+        # history, never on the validation users, then the chosen model fitted on the history.
+        chosen = _search(past, config, split)
+        spec = chosen.spec if chosen else ModelSpec.from_config(config)
+        model, _ = fit_session_model(past, config, spec, fit_function(config.engine))
+        candidate = score(Scorable(log.item_ids, model, config.event_weights, config.half_life_days), split)
         served = _score_served(store, split)
     except (BadEventLog, ValueError, archive.ArchiveError, artifact.ArtifactError) as exc:
         return outcome("failed", str(exc), current=ModelScore(before))
@@ -83,7 +85,7 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
                        validation=validation)
     gate = {"candidate": candidate, "current": served, "current_version": before, **validation}
     source = {"archive": options.archive, **window, "retrain_gate": gate}
-    version = _publish(log, config, store, source)
+    version = _publish(log, config, store, source, chosen)
     reason = ("no model was served: the candidate beats popularity" if served is None else
               f"recall@20 {candidate['recall@20']:.4f} vs the served model's {served['recall@20']:.4f}")
     return outcome("published", reason, candidate=ModelScore(version, candidate), current=current,
@@ -96,10 +98,19 @@ def _score_served(store: Path, split) -> dict | None:
 
     if artifact.current_version(store) is None:
         return None
-    model = artifact.load_current(store)
-    params = model.params
-    return score(Scorable(model.items.ids, model.item_factors, model.gram, params["regularization"],
-                          params["alpha"], model.event_weights, params.get("half_life_days")), split)
+    return score(Scorable.from_artifact(artifact.load_current(store)), split)
+
+
+def _search(past, config, split):
+    """The search `train` runs (None when off, or skipped: too little data, another engine)."""
+    from training.search import TooLittleData, search_model
+
+    if config.search == "off" or config.engine != "implicit":
+        return None
+    try:
+        return search_model(past, config, exclude_users=split.users, log=split.past)
+    except TooLittleData:
+        return None
 
 
 def _refusal(candidate: dict, served: dict | None, options: RetrainOptions) -> str | None:
@@ -115,15 +126,16 @@ def _refusal(candidate: dict, served: dict | None, options: RetrainOptions) -> s
     return None
 
 
-def _publish(log, config, store: Path, source: dict) -> str:
+def _publish(log, config, store: Path, source: dict, chosen) -> str:
     """Train on the whole window in a staging store beside the real one, then move the version
-    in and switch CURRENT: the server never sees a model before the gate accepted it."""
+    in and switch CURRENT: the server never sees a model before the gate accepted it. The
+    model the gate scored is the one published (`chosen`: its search, not another)."""
     from models import artifact
     from training.pipeline import train
 
     staging = store / f".retrain-{os.getpid()}"
     try:
-        result = train(log, replace(config, store=staging), source=source)
+        result = train(log, replace(config, store=staging), source=source, chosen=chosen)
         os.rename(result.path, store / result.version)
         artifact.set_current(store, result.version)
         artifact.prune(store, keep=config.keep_versions)

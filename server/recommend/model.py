@@ -13,6 +13,8 @@ import numpy as np
 
 from models import artifact
 from models.foldin import FoldIn
+from models.itemitem import Neighbours
+from models.ranking import SessionBlend
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +39,14 @@ class ServingModel:
     scan_vectors: np.ndarray | None = None
     scan_items: np.ndarray | None = None
     index_size: int = 0  # items the index answers: art.index.ntotal, read once (a SWIG call)
+    # How the trainer ranks sessions (models/ranking.py, the manifest's `serving`): the fold-in
+    # blended with the item-item neighbours and a popularity prior, over the most recent
+    # `session_items` events. `blended` is False for the fold-in alone (older formats, `--search
+    # off`): the ladder then ranks the index's candidates as they come.
+    blend: SessionBlend = field(default_factory=SessionBlend)
+    neighbours: Neighbours | None = None
+    saturation: float = 1.0  # models.itemitem.item_values of the neighbours' input
+    session_items: int = 50
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -46,6 +56,19 @@ class ServingModel:
     @property
     def n_items(self) -> int:
         return len(self.art.items.ids)
+
+    @property
+    def blended(self) -> bool:
+        b = self.blend
+        return self.neighbours is not None or b.prior_c > 0 or b.popularity_exponent != 0
+
+    @property
+    def similar_blend(self) -> SessionBlend:
+        """The blend for "similar to these items": the same models, no popularity prior (a
+        product page shows what goes with the product, not the store's best sellers)."""
+        b = self.blend
+        return SessionBlend(foldin_weight=b.foldin_weight if self.neighbours is not None else 1.0,
+                            popularity_exponent=b.popularity_exponent)
 
     def is_known_item(self, item_id: str) -> bool:
         return item_id in self.art.item_index
@@ -96,7 +119,16 @@ class ServingModel:
             item_norms=_norms(np.asarray(art.item_factors)),
             foldin=FoldIn(np.asarray(art.item_factors), art.gram,
                           regularization=art.params["regularization"], alpha=art.params["alpha"]),
-            scan_vectors=scan_vectors, scan_items=scan_items, index_size=int(art.index.ntotal))
+            scan_vectors=scan_vectors, scan_items=scan_items, index_size=int(art.index.ntotal),
+            blend=art.session_blend, neighbours=_plain(art.neighbours), saturation=art.item_value_saturation,
+            session_items=art.session_items)
+
+
+def _plain(neighbours: Neighbours | None) -> Neighbours | None:
+    """Plain ndarray views of memory-mapped neighbour rows (see item_factors above)."""
+    if neighbours is None:
+        return None
+    return Neighbours(*(np.asarray(a) for a in (neighbours.indptr, neighbours.indices, neighbours.data)))
 
 
 def _norms(factors: np.ndarray) -> np.ndarray:

@@ -34,30 +34,42 @@ def unit(v: np.ndarray) -> np.ndarray | None:
     return v / n if n > 1e-9 else None
 
 
-def session_vector(model: ServingModel, live: LiveSession, now_ms: int, half_life_s: float):
-    """Fold the live session in with the manifest's event weights, recency-decayed.
-    Returns (unit vector or None, {item index: newest event type} of the folded items, newest
-    first)."""
+@dataclass(slots=True)
+class SessionFold:
+    """A live session folded in: the unit vector (None: nothing known to fold in), the newest
+    event type per item folded in (newest first, for the reasons), and the distinct item rows
+    with their summed, recency-decayed weights (the item-item model's input)."""
+    vec: np.ndarray | None
+    kinds: dict[int, str]
+    items: np.ndarray
+    weights: np.ndarray
+    itemitem: tuple[np.ndarray, np.ndarray] | None = None  # memo: the session's item-item scores
+
+
+def session_vector(model: ServingModel, live: LiveSession, now_ms: int, half_life_s: float) -> SessionFold:
+    """Fold the live session's most recent `model.session_items` events in with the manifest's
+    event weights, recency-decayed."""
     weight_of: dict[int, float] = {}  # an item seen twice counts twice, as in training
     kind_of: dict[int, str] = {}
     index, weights = model.art.item_index, model.weights
     scale = -1.0 / (half_life_s * 1000)
-    for item_id, typ, ts in live.items:
+    for item_id, typ, ts in live.items[:model.session_items]:
         i = index.get(item_id)
         weight = weights.get(typ, 0.0)
         if i is None or weight <= 0:
             continue
         weight_of[i] = weight_of.get(i, 0.0) + weight * 2.0 ** (max(now_ms - ts, 0) * scale)
         kind_of.setdefault(i, typ)
-    if not weight_of:
-        return None, kind_of
     n = len(weight_of)
-    vec = model.foldin.solve(np.fromiter(weight_of, np.int64, n),
-                             np.fromiter(weight_of.values(), np.float64, n))
-    return unit(vec), kind_of
+    items = np.fromiter(weight_of, np.int64, n)
+    values = np.fromiter(weight_of.values(), np.float64, n)
+    if not n:
+        return SessionFold(None, kind_of, items, values)
+    return SessionFold(unit(model.foldin.solve(items, values)), kind_of, items, values)
 
 
-def _session_part(model: ServingModel, caches: Caches, q: Query, live: LiveSession, cfg: RecommendSettings):
+def _session_part(model: ServingModel, caches: Caches, q: Query, live: LiveSession,
+                  cfg: RecommendSettings) -> SessionFold:
     """`session_vector`, reused while the session is unchanged for `session_reuse_ms`: the
     placements of one page view (home, product, cart widgets) ask within milliseconds of each
     other, and the fold-in is over a third of their ranking. The recency decay moves the weights
@@ -70,22 +82,24 @@ def _session_part(model: ServingModel, caches: Caches, q: Query, live: LiveSessi
     key = (q.user_id, q.session_id, items[0], items[-1], len(items))
     hit = caches.sessions.get(key)
     if hit is not None and 0 <= q.now_ms - hit[0] <= cfg.session_reuse_ms:
-        return hit[1], hit[2]
-    vec, kinds = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
-    remember(caches.sessions, cfg.session_reuse_entries, key, (q.now_ms, vec, kinds))
-    return vec, kinds
+        return hit[1]
+    fold = session_vector(model, live, q.now_ms, cfg.session_half_life_s)
+    remember(caches.sessions, cfg.session_reuse_entries, key, (q.now_ms, fold))
+    return fold
 
 
 def query_vector(model: ServingModel, caches: Caches, q: Query, live: LiveSession | None,
                  cfg: RecommendSettings):
-    """The blended query vector, its rung, and the session items that explain it."""
-    vec, rung, used = None, None, {}
+    """The blended query vector, its rung, the session items that explain it, and the folded
+    session (None without one)."""
+    vec, rung, used, fold = None, None, {}, None
     ui = model.art.user_index.get(q.user_id) if q.user_id else None
     if ui is not None and (u := unit(model.user_factors[ui])) is not None:
         vec, rung = cfg.user_weight * u, "personalized"
     if live is not None and live.items:
-        s, used = _session_part(model, caches, q, live, cfg)
-        if s is not None:
+        fold = _session_part(model, caches, q, live, cfg)
+        used = fold.kinds
+        if (s := fold.vec) is not None:
             vec = cfg.session_weight * s if vec is None else vec + cfg.session_weight * s
             rung = rung or "session"
     ctx = [i for i in (model.art.item_index.get(c) for c in q.context_items) if i is not None]
@@ -95,8 +109,8 @@ def query_vector(model: ServingModel, caches: Caches, q: Query, live: LiveSessio
         vec = cfg.context_weight * c if vec is None else vec + cfg.context_weight * c
         rung = rung or "context"
     if vec is None:
-        return None, None, used
-    return vec.astype(np.float32, copy=False), rung, used
+        return None, None, used, fold
+    return vec.astype(np.float32, copy=False), rung, used, fold
 
 
 def candidates(model: ServingModel, caches: Caches, view: ItemsView, vec: np.ndarray, q: Query,

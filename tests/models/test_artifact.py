@@ -6,9 +6,11 @@ import pytest
 
 from models import artifact
 from models.foldin import gram_matrix
+from models.itemitem import Neighbours
 
 
-def _write(version: str, n_items: int = 50, k: int = 4, index_info: dict | None = None):
+def _write(version: str, n_items: int = 50, k: int = 4, index_info: dict | None = None,
+           extra: dict | None = None, neighbours: Neighbours | None = None):
     rng = np.random.default_rng(len(version))
     y = rng.normal(size=(n_items, k)).astype(np.float32)
     index = faiss.IndexFlatIP(k)
@@ -19,12 +21,13 @@ def _write(version: str, n_items: int = 50, k: int = 4, index_info: dict | None 
             directory,
             manifest={"version": version, "created": "2026-01-01T00:00:00+00:00", "counts": {},
                       "params": {"event_weights": {"view": 1.0}, "regularization": 0.05, "alpha": 2.0},
-                      **({"index": index_info} if index_info else {})},
+                      **({"index": index_info} if index_info else {}), **(extra or {})},
             items=artifact.ItemMeta(ids=[f"i{i}" for i in range(n_items)], category=["c"] * n_items,
                                     price=np.ones(n_items), in_stock=np.ones(n_items, bool),
                                     consumable=np.zeros(n_items, bool)),
             item_factors=y, user_ids=["u0"], user_factors=np.zeros((1, k), np.float32),
-            popularity=np.arange(n_items, dtype=np.float32), gram=gram_matrix(y), index=index)
+            popularity=np.arange(n_items, dtype=np.float32), gram=gram_matrix(y), index=index,
+            neighbours=neighbours)
     return write
 
 
@@ -107,10 +110,71 @@ def test_models_of_the_previous_format_are_still_read(tmp_path):
 
     path = artifact.publish(tmp_path, _version(1), _write(_version(1)))
     manifest = orjson.loads((path / "manifest.json").read_bytes())
-    for version, readable in ((1, True), (artifact.FORMAT_VERSION, True), (99, False)):
+    for version, readable in ((1, True), (2, True), (artifact.FORMAT_VERSION, True), (99, False)):
         (path / "manifest.json").write_bytes(orjson.dumps({**manifest, "format_version": version}))
         if readable:
             assert artifact.load(path).index.ntotal == 50
         else:
             with pytest.raises(artifact.ArtifactError, match="format_version 99"):
                 artifact.load(path)
+
+
+def _neighbours(n_items: int) -> Neighbours:
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, n_items)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    return Neighbours(indptr, rng.integers(0, n_items, indptr[-1]).astype(np.int32),
+                      rng.normal(size=indptr[-1]).astype(np.float32))
+
+
+def _write_itemitem(version: str, neighbours: Neighbours | None, itemitem: dict | None):
+    serving = {"session_items": 120, "blend": {"foldin_weight": 0.5, "itemitem_weight": 0.5,
+                                               "popularity_exponent": 0.1, "prior_c": 2.0}}
+    model = {"family": "als+ease", **({"itemitem": itemitem} if itemitem else {})}
+    return _write(version, extra={"serving": serving, "model": model}, neighbours=neighbours)
+
+
+def test_item_item_neighbours_round_trip_memory_mapped(tmp_path):
+    neighbours = _neighbours(50)
+    artifact.publish(tmp_path, _version(1),
+                     _write_itemitem(_version(1), neighbours, {"kind": "ease", "saturation": 1.0}))
+    model = artifact.load_current(tmp_path)
+    for name in ("indptr", "indices", "data"):
+        got = getattr(model.neighbours, name)
+        assert isinstance(got, np.memmap)
+        np.testing.assert_array_equal(got, getattr(neighbours, name))
+    assert model.manifest["format_version"] == artifact.FORMAT_VERSION == 3
+    assert model.session_items == 120 and model.session_blend.prior_c == 2.0
+    assert model.item_value_saturation == 1.0
+
+
+def test_a_model_without_item_item_neighbours_loads_with_none(tmp_path):
+    artifact.publish(tmp_path, _version(1), _write(_version(1)))
+    model = artifact.load_current(tmp_path)
+    assert model.neighbours is None
+    # Older manifests (no serving section): the fold-in alone, the 50 recent items served before.
+    assert model.session_blend.foldin_weight == 1.0 and model.session_blend.prior_c == 0.0
+    assert model.session_items == 50
+
+
+def test_neighbours_and_the_manifest_must_agree(tmp_path):
+    with pytest.raises(artifact.ArtifactError, match="exactly when"):
+        artifact.publish(tmp_path, _version(1), _write_itemitem(_version(1), _neighbours(50), None))
+    with pytest.raises(artifact.ArtifactError, match="exactly when"):
+        artifact.publish(tmp_path, _version(2), _write_itemitem(_version(2), None, {"kind": "ease"}))
+    bad = _neighbours(50)
+    bad.indices[0] = 50  # an item outside the model
+    with pytest.raises(artifact.ArtifactError, match="outside the model"):
+        artifact.publish(tmp_path, _version(3), _write_itemitem(_version(3), bad, {"kind": "ease"}))
+    assert artifact.current_version(tmp_path) is None
+
+
+def test_missing_or_corrupt_neighbour_files_refuse_the_version(tmp_path):
+    write = _write_itemitem(_version(1), _neighbours(50), {"kind": "ease"})
+    path = artifact.publish(tmp_path, _version(1), write)
+    np.save(path / "neighbours.indptr.npy", np.arange(10, dtype=np.int64))  # another item count
+    with pytest.raises(artifact.ArtifactError, match="do not match"):
+        artifact.load(path)
+    (path / "neighbours.data.npy").unlink()
+    with pytest.raises(artifact.ArtifactError, match="missing neighbours.data.npy"):
+        artifact.load(path)

@@ -14,6 +14,7 @@ from models import artifact
 from models.events import Event
 from server.app import create_app
 from server.appkeys import REDIS, SESSIONS
+from server.settings import RedisSettings
 from tests.server.conftest import make_settings, now_ms
 from tests.stores import Stores
 
@@ -114,7 +115,8 @@ async def test_ten_thousand_maximal_events_leave_one_shoppers_keys_within_their_
         assert total <= SHOPPER_BOUND_BYTES
         assert length <= 5_000 + 100  # its cap, trimmed by whole nodes of 100 entries
         live = await stores.sessions.read(user_id=None, session_id="s" * 128, now_ms=T0 + 10_000)
-        assert len(live.items) == 50 and len(live.category_affinity) <= 40 and len(live.purchased) <= 250
+        assert len(live.items) == RedisSettings().recent_cap
+        assert len(live.category_affinity) <= 40 and len(live.purchased) <= 250
     finally:
         await stores.aclose()
 

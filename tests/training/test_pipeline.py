@@ -5,6 +5,7 @@ from models import artifact
 from models.events import DEFAULT_EVENT_WEIGHTS
 from training.config import TrainConfig
 from training.pipeline import train
+from training.report import format_report
 from training.synthetic import generate_store
 from vitrine.cli import main
 
@@ -30,14 +31,58 @@ def test_published_model_is_loadable_and_records_the_contract(published):
     model = artifact.load_current(config.store)
     assert model.version == result.version
     assert model.event_weights == DEFAULT_EVENT_WEIGHTS
-    assert model.params["alpha"] == config.alpha and model.params["factors"] == config.factors
-    assert model.item_factors.shape == (1500, config.factors) and model.index.ntotal == 1500
+    # The ALS the search chose is what was fitted, and what the server's fold-in reads back.
+    als = model.manifest["model"]["als"]
+    assert {k: model.params[k] for k in als} == als
+    assert model.item_factors.shape == (1500, als["factors"]) and model.index.ntotal == 1500
     assert model.manifest["data_fingerprint"] == store.log.fingerprint()
     assert set(model.manifest["timings_s"]) >= {"fit", "index", "evaluate"}
     assert "publish" in result.timings
     # consumables come from the catalog flag the generator set
     assert model.items.consumable.sum() == store.log.item_consumable.sum()
     assert len(model.segments["users"]) == len(model.segments["segment"]) > 0
+
+
+def test_the_published_model_is_the_searched_one_with_its_serving_contract(published):
+    _, config, result = published
+    model = artifact.load_current(config.store)
+    manifest = model.manifest
+    search = manifest["search"]
+    assert search["mode"] == "quick" and search["winner"]["family"] == manifest["model"]["family"]
+    assert search["validation"]["excluded_held_out_users"] > 0
+    # The item-item rows are published exactly when the chosen family uses them.
+    uses_itemitem = manifest["model"]["family"] != "als"
+    assert (model.neighbours is not None) == uses_itemitem == ("itemitem" in manifest["model"])
+    assert model.session_blend.as_dict() == manifest["serving"]["blend"]
+    assert model.session_items == search["session_items"]["chosen"]
+    report = format_report(manifest)
+    assert f"model: {manifest['model']['family']}" in report and "model search (quick" in report
+
+
+def test_short_sessions_are_never_below_popularity(published):
+    _, _, result = published
+    sessions = result.manifest["metrics"]["strong_generalization"]["sessions"]
+    assert set(sessions) == {"1", "2"}
+    for rows in sessions.values():
+        assert rows["model"]["recall@20"]["mean"] >= rows["popularity"]["recall@20"]["mean"]
+
+
+def test_search_off_fits_the_configured_als_alone(tmp_path):
+    store = generate_store(n_items=300, n_users=200, n_events=8_000, seed=2)
+    config = TrainConfig(store=tmp_path, search="off", evaluate=False, factors=16, iterations=3)
+    manifest = train(store.log, config).manifest
+    assert manifest["model"] == {"family": "als", "als": {"factors": 16, "regularization": 0.05, "alpha": 2.0,
+                                                          "iterations": 3}}
+    assert "search" not in manifest and manifest["serving"]["session_items"] == 50
+    assert artifact.load_current(tmp_path).neighbours is None
+
+
+def test_a_log_too_small_to_validate_on_trains_the_configured_model(tmp_path):
+    store = generate_store(n_items=60, n_users=12, n_events=300, seed=5)
+    manifest = train(store.log, TrainConfig(store=tmp_path, evaluate=False, factors=8, iterations=2)).manifest
+    assert "skipped" in manifest["search"] and manifest["model"]["family"] == "als"
+    assert manifest["model"]["als"]["factors"] == 8
+    assert "model search: skipped" in format_report(manifest)
 
 
 def test_item_neighbours_share_a_style(published):

@@ -1,6 +1,7 @@
 """`vitrine retrain`: a worse candidate is refused and CURRENT stays; a good one is published."""
 
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -26,13 +27,15 @@ def archive_of(log, root, session) -> None:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    """A store whose served model was trained on the first 40 days, and two archives of all
-    56: the real one and one with the items shuffled across events (nothing left to learn)."""
+    """A store whose served model was trained on the first 40 days with the configured ALS (no
+    model search, as before the search existed: the first retrain after an upgrade), and two
+    archives of all 56: the real one and one with the items shuffled across events (nothing
+    left to learn)."""
     base = tmp_path_factory.mktemp("retrain")
     store = generate_store(n_items=800, n_users=600, n_events=50_000, seed=4)
     log = store.log
     config = TrainConfig(store=base / "models", eval_seeds=1, iterations=8, eval_temporal=False)
-    first = train(log.select(log.ts < DEFAULT_START_MS + 40 * DAY_MS), config)
+    first = train(log.select(log.ts < DEFAULT_START_MS + 40 * DAY_MS), replace(config, search="off"))
     archive_of(log, base / "archive", store.session)
     shuffled = log.select(np.ones(len(log), bool))
     has_item = shuffled.item >= 0
@@ -69,7 +72,7 @@ def test_a_candidate_worse_than_the_served_model_is_kept_out(shop, tmp_path):
     shutil.copytree(base / "models" / served, store / served)
     artifact.set_current(store, served)
     # 4 factors, 2 sweeps: still ~1.5× popularity (passes that gate), well below the served model.
-    weak = TrainConfig(store=store, factors=4, iterations=2, eval_seeds=1)
+    weak = TrainConfig(store=store, factors=4, iterations=2, eval_seeds=1, search="off")
     outcome = run_once(RetrainOptions(archive=str(base / "archive"), days=DAYS + 30, until=UNTIL), weak)
     assert outcome.outcome == "kept" and "served model" in outcome.reason
     assert artifact.current_version(store) == served
@@ -90,6 +93,8 @@ def test_a_normal_retrain_publishes_and_records_both_scores(shop, capsys):
     assert outcome.validation["users"] > 50 and outcome.window["events"] == 50_000
     model = artifact.load_current(store)  # complete and loadable, as the server will load it
     assert model.manifest["source"]["retrain_gate"]["current_version"] == served
+    # The published model is the one the gate scored: the search ran once, on the history.
+    assert model.manifest["search"]["reused"] is True and model.manifest["model"]["family"]
     assert "retrain published" in out
 
 

@@ -260,7 +260,7 @@ def search_model(matrix: sp.csr_matrix, config: TrainConfig, *, exclude_users: n
     at_scale = matrix.shape[1] > config.exact_index_max_items
     max_users = VALIDATION_USERS
     if at_scale:  # one small fold and fewer candidates: the search must stay a fraction of a fit
-        budget = replace(budget, folds=1, als_candidates=min(budget.als_candidates, 6))
+        budget = replace(budget, folds=1, als_candidates=min(budget.als_candidates, 4))
         max_users = SCALE_VALIDATION_USERS
     sample, sample_last, users, items = _sample(matrix, pool, config.search_max_interactions, rng, log)
     folds = _folds(sample, config, budget, rng, sample_last, max_users)

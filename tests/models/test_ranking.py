@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from models import ranking
 from models.ranking import (
     DEFAULT_SESSION_ITEMS,
     SessionBlend,
@@ -110,3 +111,10 @@ def test_a_squared_prior_fades_faster_once_the_session_has_items():
     assert prior_weight(1, 2.0, 2.0) == prior_weight(1, 2.0, 1.0)
     assert prior_weight(10, 2.0, 2.0) == pytest.approx(2 / 102)
     assert prior_weight(10, 2.0, 1.0) == pytest.approx(2 / 12)
+
+
+def test_distinct_is_numpys_unique():
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 7, 315):
+        a = rng.integers(-1, 50, size)
+        assert np.array_equal(ranking._distinct(a), np.unique(a))

@@ -22,12 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from loadtest.bench import _wait_ready  # noqa: E402
 from loadtest.http_client import Client  # noqa: E402
 from loadtest.traffic import Catalog, Traffic  # noqa: E402
 
@@ -59,19 +59,6 @@ def tree(pid: int) -> list[tuple[int, str]]:
     return out
 
 
-def wait_ready(port: int, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("the server never became ready")
-
-
 async def warm(port: int, store: Path, requests: int) -> None:
     """Storefront traffic, 16 requests at a time over keep-alive connections (the kernel spreads
     connections over the workers' sockets, so each worker gets some)."""
@@ -90,7 +77,7 @@ def measure(store: Path, workers: int, port: int, requests: int) -> list[dict]:
            "--data-dir", str(data), "--workers", str(workers)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_ready(port)
+        _wait_ready(f"http://127.0.0.1:{port}", timeout_s=300)
         asyncio.run(warm(port, store, requests))
         time.sleep(1)
         rows = []

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from models import artifact
-from models.foldin import FoldIn
 from models.ranking import SessionBlend
 from server.app import create_app
 from tests.server.conftest import event, make_settings
 from training.config import TrainConfig
 from training.pipeline import train
-from training.recommender import ModelSpec, SessionModel, saturation_of
+from training.recommender import ModelSpec, saturation_of, session_model_of
 from training.search import SearchResult
 
 BLEND = SessionBlend(foldin_weight=0.5, popularity_exponent=0.1, prior_c=1.0, prior_power=1.0)
@@ -39,13 +38,9 @@ def blended(blended_store):
 def offline_ranking(art, rows: list[int], weights: list[float], depth: int,
                     blend: SessionBlend | None = None) -> list[str]:
     """The trainer's evaluation ranking (training.recommender.SessionModel) for one session."""
-    params = art.params
-    model = SessionModel(
-        item_factors=np.asarray(art.item_factors), gram=np.asarray(art.gram),
-        foldin=FoldIn(art.item_factors, art.gram, regularization=params["regularization"],
-                      alpha=params["alpha"]),
-        popularity=np.asarray(art.popularity), blend=blend or art.session_blend, neighbours=art.neighbours,
-        saturation=art.manifest["model"]["itemitem"]["saturation"])
+    model = session_model_of(art)
+    if blend is not None:
+        model = model.with_blend(blend)
     ranked = model.rank([np.array(rows)], [np.array(weights)], [np.array(rows)], depth)[0]
     return [art.items.ids[i] for i in ranked if i >= 0]
 

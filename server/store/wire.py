@@ -8,7 +8,12 @@ that difference is a sizeable share of the budget. redis-py stays the client for
 off the hot path (exports, admin, tests); this module only sends commands and matches replies.
 
 Every command of every request goes down one connection (Redis answers in order, so replies
-are matched first-in first-out), which also pipelines concurrent requests for free. A caller
+are matched first-in first-out), which also pipelines concurrent requests for free. The commands
+of all the callers of one event-loop pass leave in one write, at the end of that pass: the
+requests that arrived together share one send() and, as Redis answers a batch it read at once
+in one write, one wake-up and read for their replies (a send or a wake-up costs tens of µs of
+CPU on these VMs: benchmarks/results/wake_cost.md). A lone caller waits for nothing: the write
+leaves as soon as its task yields. A caller
 bounds its wait with `timeout_s` (a timer handle); a reply that arrives after its caller gave
 up is dropped. If the oldest unanswered command is older than `stall_s`, the connection is
 presumed dead (a Redis stopped or partitioned without a reset), closed, and every waiter
@@ -54,6 +59,17 @@ class _Protocol(asyncio.Protocol):
         self.pending: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self.outbox: list[bytes] = []  # this loop pass's commands, written by flush()
+
+    def send(self, chunk: bytes) -> None:
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(chunk)
+
+    def flush(self) -> None:
+        out, self.outbox = self.outbox, []
+        if self.lost is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -111,7 +127,7 @@ class WireClient:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         proto.pending.append(_Batch(future, len(commands)))
-        proto.transport.write(b"".join([_pack(c) for c in commands]))
+        proto.send(b"".join([_pack(c) for c in commands]))
         if timeout_s is None:
             return await future
         timer = loop.call_later(timeout_s, _expire, future)
@@ -158,7 +174,7 @@ class WireClient:
                     self._proto = proto
                     future = loop.create_future()
                     proto.pending.append(_Batch(future, len(setup)))
-                    proto.transport.write(b"".join([_pack(c) for c in setup]))
+                    proto.send(b"".join([_pack(c) for c in setup]))
                     for reply in await future:
                         if isinstance(reply, ReplyError):
                             proto.fail(WireError(f"Redis refused the connection setup: {reply}"))

@@ -21,6 +21,30 @@ async def test_replies_come_back_to_their_callers_in_order(redis_url):
     await wire.aclose()
 
 
+async def test_the_callers_of_one_loop_pass_share_one_write(redis_url):
+    wire = WireClient(redis_url)
+    await wire.call("PING")  # connected
+    transport = wire._proto.transport
+    writes = []
+    real_write = transport.write
+
+    def counting_write(data):
+        writes.append(data)
+        real_write(data)
+
+    transport.write = counting_write
+    try:
+        calls = (wire.pipeline([("ECHO", f"a{i}"), ("ECHO", f"b{i}")]) for i in range(50))
+        got = await asyncio.gather(*calls)
+        assert got == [[f"a{i}".encode(), f"b{i}".encode()] for i in range(50)]
+        assert len(writes) == 1  # 50 callers, 100 commands: one send()
+        assert await wire.call("ECHO", "alone") == b"alone"  # a lone caller's write leaves at once
+        assert len(writes) == 2
+    finally:
+        transport.write = real_write
+        await wire.aclose()
+
+
 async def test_an_error_reply_is_returned_in_its_place(redis_url):
     wire = WireClient(redis_url)
     await wire.call("SET", "s", "text")

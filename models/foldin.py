@@ -43,7 +43,8 @@ class FoldIn:
         """The user vector for distinct item indices with positive raw weights (float32)."""
         if len(unique_indices) == 0:
             return np.zeros(self.base.shape[0], dtype=np.float32)
-        y = self.item_factors[unique_indices].astype(np.float64)
+        # take(): half the time of fancy indexing for a few rows of a large matrix
+        y = self.item_factors.take(unique_indices, axis=0).astype(np.float64)
         c = self.alpha * np.asarray(weights, dtype=np.float64)
         if len(unique_indices) > WOODBURY_MAX_ITEMS:
             a = self.base + (y.T * (c - 1.0)) @ y

@@ -43,7 +43,7 @@ def blended_candidates(model: ServingModel, view: ItemsView, vec: np.ndarray, fo
         popular = pool[pool < n_model] if pool is not None else _EMPTY
     items, scores = rank_session(
         blend, n_session, popularity=model.art.popularity, popular=popular, depth=depth,
-        foldin_candidates=found, foldin_scores=lambda rows: model.item_factors[rows] @ vec,
+        foldin_candidates=found, foldin_scores=lambda rows: model.item_factors.take(rows, axis=0) @ vec,
         itemitem=itemitem)
     if category_code is not None:
         keep = view.category[items] == category_code
@@ -60,7 +60,7 @@ def similar_blended(model: ServingModel, known: list[int], found: np.ndarray, fo
     items, scores = rank_session(
         model.similar_blend, len(known), popularity=model.art.popularity, popular=_EMPTY, depth=depth,
         foldin_candidates=found[np.argsort(-found_scores, kind="stable")],
-        foldin_scores=lambda rows: model.item_factors[rows] @ vec,
+        foldin_scores=lambda rows: model.item_factors.take(rows, axis=0) @ vec,
         itemitem=_itemitem(model, None, known))
     return items, scores.astype(np.float32)
 

@@ -261,9 +261,12 @@ def reasons(stage: Stage, top: list[int], top_cats: list[int], explain: Explain,
         src = list(itertools.islice(explain.used, 20))  # the newest 20 session items
         y = stage.model.item_factors
         known = [i for i in top if i < view.n_model]  # the catalog's new items have no factors
-        best = dict(zip(known, (y[known] @ y[src].T).argmax(axis=1).tolist(), strict=True)) if known else {}
-        out = [f"because you {_VERB.get(explain.used[src[best[i]]], 'viewed')} {view.id_of(src[best[i]])}"
-               if i in best else explain.label or "recommended for you" for i in top]
+        nearest = (y.take(known, axis=0) @ y.take(src, axis=0).T).argmax(axis=1).tolist() if known else []
+        said = {j: f"because you {_VERB.get(explain.used[src[j]], 'viewed')} {view.id_of(src[j])}"
+                for j in set(nearest)}  # one phrase per session item named, not per item shown
+        best = dict(zip(known, nearest, strict=True))
+        fallback = explain.label or "recommended for you"
+        out = [said[best[i]] if i in best else fallback for i in top]
     elif explain.label is not None:
         out = [explain.label] * len(top)
     elif explain.context is not None:

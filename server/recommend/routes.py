@@ -84,8 +84,10 @@ def _check_category(view: ItemsView, category: str | None) -> None:
 def _answer(request: web.Request, served: Served, view: ItemsView, ranked: Ranked, placement: str | None,
             live_signals: bool, decision: SlotDecision | None = None, fields: list[str] = (),
             rules: Applied | None = None, personalization: bool = True) -> Recommendations:
-    items = [RecommendedItem(view.id_of(i), round(s, 6), r, view.category_of(i))
-             for i, s, r in zip(ranked.items, ranked.scores, ranked.reasons, strict=True)]
+    id_of, names = view.id_of, view.categories
+    codes = view.category[ranked.items].tolist() if ranked.items else []  # one lookup, not k
+    items = [RecommendedItem(id_of(i), round(s, 6), r, names[c] if c >= 0 else None)
+             for i, s, r, c in zip(ranked.items, ranked.scores, ranked.reasons, codes, strict=True)]
     if fields:
         _add_fields(view, ranked.items, items, fields)
     request.app[METRICS].rung(ranked.rung)

@@ -51,7 +51,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ import numpy as np
 import orjson
 
 from models.checks import check_arrays, check_manifest, check_neighbours
+from models.coded import CodedStrings
 from models.itemitem import Neighbours
 from models.ranking import SessionBlend, session_items_cap
 
@@ -93,7 +94,7 @@ class ArtifactError(Exception):
 @dataclass
 class ItemMeta:
     ids: list[str]
-    category: list[str | None]
+    category: Sequence[str | None]  # a list, or CodedStrings once loaded
     price: np.ndarray  # float32, NaN when unknown
     in_stock: np.ndarray  # bool
     consumable: np.ndarray  # bool: re-bought on a cycle, so a past purchase doesn't exclude it
@@ -195,8 +196,8 @@ def write_artifact(
         raise ArtifactError(problem)
     manifest = {**manifest, "format_version": FORMAT_VERSION}
     _pack(directory / "items.msgpack", {
-        "ids": items.ids,
-        "category": items.category,
+        "ids": list(items.ids),
+        "category": list(items.category),
         "price": np.asarray(items.price, dtype=np.float32).tolist(),
         "in_stock": np.asarray(items.in_stock, dtype=bool).tolist(),
         "consumable": np.asarray(items.consumable, dtype=bool).tolist(),
@@ -350,7 +351,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         raw_items = _unpack(path / "items.msgpack")
         items = ItemMeta(
             ids=raw_items["ids"],
-            category=raw_items["category"],
+            category=CodedStrings.of(raw_items.pop("category")),  # the strings freed here
             price=np.asarray(raw_items["price"], dtype=np.float32),
             in_stock=np.asarray(raw_items["in_stock"], dtype=bool),
             consumable=np.asarray(raw_items["consumable"], dtype=bool),
@@ -361,7 +362,8 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         popularity = np.load(path / "popularity.npy")
         gram = np.load(path / "gram.npy")
         index = faiss.read_index(str(path / "index.faiss"))
-        segments = _unpack(path / "segments.msgpack") if (path / "segments.msgpack").exists() else None
+        has_segments = (path / "segments.msgpack").exists()
+        segments = _columns(_unpack(path / "segments.msgpack")) if has_segments else None
         repurchase = None
         if (path / "repurchase.npz").exists():
             with np.load(path / "repurchase.npz") as npz:
@@ -405,6 +407,27 @@ def load_current(store: Path, *, mmap: bool = True) -> ModelArtifact:
     return load(version_path(store, version), mmap=mmap)
 
 
+_NOT_COLUMNS = frozenset({"users", "windows_days", "rules", "rfm_edges", "format", "as_of_ms"})
+
+
+def _columns(segments: dict[str, Any]) -> dict[str, Any]:
+    """The segments file's per-customer columns as numpy arrays and its segment names coded
+    (models/coded.py): as msgpack lists they were ~2.3M Python objects, 74 MB in every worker at
+    160k customers. Readers index a row (`column[row]`) or take the whole column, as before."""
+    n = len(segments.get("users") or ())
+    out = dict(segments)
+    for key, value in segments.items():
+        if key in _NOT_COLUMNS or not isinstance(value, list) or len(value) != n:
+            continue
+        if key == "segment":
+            out[key] = CodedStrings.of(value)
+            continue
+        column = np.asarray(value, dtype=np.float64) if key == "churn_probability" else np.asarray(value)
+        if column.ndim == 1 and column.dtype.kind in "iuf":
+            out[key] = column
+    return out
+
+
 def _has_itemitem(manifest: dict[str, Any]) -> bool:
     return bool(manifest.get("model", {}).get("itemitem"))
 
@@ -416,7 +439,16 @@ def _verify_complete(path: Path) -> None:
 
 
 def _pack(path: Path, obj: Any) -> None:
-    path.write_bytes(msgpack.packb(obj, use_bin_type=True))
+    path.write_bytes(msgpack.packb(obj, use_bin_type=True, default=_plain))
+
+
+def _plain(obj: Any) -> Any:
+    """A loaded artifact's columns (numpy arrays, coded strings) written back as lists."""
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    if isinstance(obj, CodedStrings):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} into an artifact")
 
 
 def _unpack(path: Path) -> Any:

@@ -12,6 +12,7 @@ import faiss
 import numpy as np
 
 from models import artifact
+from models.coded import CodedStrings
 from models.foldin import FoldIn
 from models.itemitem import Neighbours
 from models.ranking import SessionBlend
@@ -100,10 +101,11 @@ class ServingModel:
 
     @classmethod
     def from_artifact(cls, art: artifact.ModelArtifact) -> ServingModel:
-        categories = sorted({c for c in art.items.category if c is not None})
+        coded = art.items.category
+        if not isinstance(coded, CodedStrings):  # an artifact built in memory, not loaded
+            coded = CodedStrings.of(coded)
+        categories, item_category = list(coded.names), coded.codes
         code = {c: i for i, c in enumerate(categories)}
-        item_category = np.array([code.get(c, -1) if c is not None else -1 for c in art.items.category],
-                                 dtype=np.int32)
         popular = np.argsort(-art.popularity, kind="stable").astype(np.int64)
         cat_of_popular = item_category[popular]
         popular_in = {c: popular[cat_of_popular == c] for c in range(len(categories))}

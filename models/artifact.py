@@ -51,7 +51,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ import orjson
 
 from models.checks import check_arrays, check_manifest, check_neighbours
 from models.coded import CodedStrings
+from models.idtable import IdTable
 from models.itemitem import Neighbours
 from models.ranking import SessionBlend, session_items_cap
 
@@ -108,7 +109,7 @@ class ModelArtifact:
     manifest: dict[str, Any]
     items: ItemMeta
     item_factors: np.ndarray
-    user_ids: list[str]
+    user_ids: Sequence[str]  # an IdTable once loaded
     user_factors: np.ndarray
     popularity: np.ndarray
     gram: np.ndarray
@@ -116,7 +117,7 @@ class ModelArtifact:
     segments: dict[str, Any] | None = None
     repurchase: dict[str, np.ndarray] | None = None
     item_index: dict[str, int] = field(default_factory=dict)
-    user_index: dict[str, int] = field(default_factory=dict)
+    user_index: Mapping[str, int] = field(default_factory=dict)
     neighbours: Neighbours | None = None  # the item-item model, when the manifest has one
 
     @property
@@ -202,7 +203,7 @@ def write_artifact(
         "in_stock": np.asarray(items.in_stock, dtype=bool).tolist(),
         "consumable": np.asarray(items.consumable, dtype=bool).tolist(),
     })
-    _pack(directory / "users.msgpack", {"ids": user_ids})
+    _pack(directory / "users.msgpack", {"ids": list(user_ids)})
     np.save(directory / "item_factors.npy", np.ascontiguousarray(item_factors, dtype=np.float32))
     np.save(directory / "user_factors.npy", np.ascontiguousarray(user_factors, dtype=np.float32))
     np.save(directory / "popularity.npy", np.asarray(popularity, dtype=np.float32))
@@ -356,7 +357,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
             in_stock=np.asarray(raw_items["in_stock"], dtype=bool),
             consumable=np.asarray(raw_items["consumable"], dtype=bool),
         )
-        user_ids = _unpack(path / "users.msgpack")["ids"]
+        user_ids = IdTable(_unpack(path / "users.msgpack")["ids"])  # ValueError: duplicate ids
         item_factors = np.load(path / "item_factors.npy", mmap_mode=mode)
         user_factors = np.load(path / "user_factors.npy", mmap_mode=mode)
         popularity = np.load(path / "popularity.npy")
@@ -392,7 +393,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         segments=segments,
         repurchase=repurchase,
         item_index={item: i for i, item in enumerate(items.ids)},
-        user_index={user: i for i, user in enumerate(user_ids)},
+        user_index=user_ids.rows,
         neighbours=neighbours,
     )
     if problem := check_arrays(art):
@@ -411,11 +412,14 @@ _NOT_COLUMNS = frozenset({"users", "windows_days", "rules", "rfm_edges", "format
 
 
 def _columns(segments: dict[str, Any]) -> dict[str, Any]:
-    """The segments file's per-customer columns as numpy arrays and its segment names coded
-    (models/coded.py): as msgpack lists they were ~2.3M Python objects, 74 MB in every worker at
-    160k customers. Readers index a row (`column[row]`) or take the whole column, as before."""
+    """The segments file's per-customer columns as numpy arrays, its segment names coded
+    (models/coded.py) and its customer ids an IdTable: as msgpack lists they were ~2.3M Python
+    objects, 74 MB in every worker at 160k customers. Readers index a row (`column[row]`) or
+    take the whole column, as before."""
     n = len(segments.get("users") or ())
     out = dict(segments)
+    if isinstance(segments.get("users"), list):
+        out["users"] = IdTable(segments["users"])  # its `rows` maps a customer to their row
     for key, value in segments.items():
         if key in _NOT_COLUMNS or not isinstance(value, list) or len(value) != n:
             continue
@@ -443,10 +447,10 @@ def _pack(path: Path, obj: Any) -> None:
 
 
 def _plain(obj: Any) -> Any:
-    """A loaded artifact's columns (numpy arrays, coded strings) written back as lists."""
+    """A loaded artifact's columns (numpy arrays, coded strings, id tables) written back as lists."""
     if isinstance(obj, (np.ndarray, np.generic)):
         return obj.tolist()
-    if isinstance(obj, CodedStrings):
+    if isinstance(obj, (CodedStrings, IdTable)):
         return list(obj)
     raise TypeError(f"cannot write {type(obj).__name__} into an artifact")
 

@@ -8,10 +8,12 @@ in the background when a new version is served (`Customers.run`), else on first 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from models.idtable import IdTable
 from models.repurchase import history
 from models.rfm import CustomerStats, RfmEdges, published_stats
 from models.segments import RuleError, SegmentRules, parse_rules
@@ -21,7 +23,7 @@ from server.recommend.model import ServingModel
 @dataclass(frozen=True)
 class PublishedCustomers:
     as_of_ms: int  # purchases at or before this are in the published statistics
-    rows: dict[str, int]  # user_id -> row of the segments file
+    rows: Mapping[str, int]  # user_id -> row of the segments file
     segments: dict
     rules: SegmentRules | None  # the trainer's rule set (None: an older artifact)
     edges: RfmEdges | None
@@ -42,7 +44,7 @@ class PublishedCustomers:
         cycles = np.asarray(rep["cycle_days"], dtype=np.float64) if rep is not None else None
         return cls(
             as_of_ms=int(seg.get("as_of_ms", 0)) if has_stats else 0,
-            rows={u: i for i, u in enumerate(seg.get("users", ()))} if has_stats else {},
+            rows=_rows(seg.get("users", ())) if has_stats else {},
             segments=seg if has_stats else {},
             rules=rules,
             edges=RfmEdges.from_dict(seg["rfm_edges"]) if "rfm_edges" in seg else None,
@@ -75,3 +77,8 @@ class PublishedCustomers:
         rep = model.art.repurchase
         row = model.art.user_index.get(user_id) if user_id and rep is not None else None
         return [] if row is None else history(rep, row)
+
+
+def _rows(users: Sequence[str]) -> Mapping[str, int]:
+    """Customer id -> row of the segments file: the loaded artifact's IdTable already maps them."""
+    return users.rows if isinstance(users, IdTable) else {u: i for i, u in enumerate(users)}

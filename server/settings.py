@@ -42,7 +42,10 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class ServerSettings(_Section):
     host: Annotated[str, _doc("address to listen on")] = "127.0.0.1"
     port: Annotated[int, _doc("TCP port (shared by the server's own workers)", ge=1, le=65_535)] = 8080
-    workers: Annotated[int, _doc("server processes; the model files are memory-mapped and shared",
+    workers: Annotated[int, _doc(
+        "server processes. Above 1, a supervisor loads the served model once and forks the workers, "
+        "which share it (at 1M items a second worker adds ~130 MB, not ~400); a version published "
+        "later is loaded once too, and the workers are replaced one at a time",
                                  ge=1, le=256)] = 1
     log_level: Annotated[str, _doc("`debug`, `info`, `warning` or `error`",
                                    pattern="^(?i:debug|info|warning|error)$")] = "info"

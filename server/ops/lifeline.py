@@ -10,6 +10,8 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+WORKER_NAME = "vitrine-worker"  # a worker's name in ps, top and /proc/<pid>/comm
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
@@ -25,3 +27,10 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
         _libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def name_process(name: str) -> None:
+    """The name `ps -o comm`, `top` and /proc/<pid>/comm show (Linux; at most 15 bytes): forked
+    workers would otherwise look exactly like the supervisor."""
+    if _libc is not None:
+        _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)

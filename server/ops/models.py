@@ -9,13 +9,23 @@ Versions are known by their directory name (what CURRENT holds; the artifact che
 manifest naming another). A refused version is not loaded again every interval: only when
 CURRENT changes, its files change, or an admin asks (`POST /v1/admin/reload`); its error is
 logged once and stays in `last_error` until CURRENT names a version that is served.
+
+With several workers the supervisor loads the served version once before it forks them
+(`preload`): each worker takes that model over (`take_preloaded`) and shares its pages with
+the others copy-on-write instead of building its own copy of the id lookups and metadata
+(hundreds of MB at 1M items; benchmarks/results/worker_memory.md). A version published later
+is loaded by the supervisor too, which then replaces the workers (server/ops/workers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import gc
 import logging
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +37,10 @@ from server.recommend.caches import Caches
 from server.recommend.model import ServingModel
 
 log = logging.getLogger("vitrine.model")
+# A worker forked with the supervisor's model leaves a new version to the supervisor this long
+# (it loads the version once and replaces the workers in seconds) before loading it itself.
+SUPERVISOR_GRACE_S = 60.0
+_preloaded: tuple[Path, str, tuple, ServingModel] | None = None  # (store, version, signature, model)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +67,8 @@ class ModelHolder:
         # Run in the loader's thread with a model about to be served (the live catalog builds its
         # view of the items, the rules match them), so its first requests don't.
         self.on_load: list[Callable[[ServingModel], object]] = []
+        self.from_supervisor = False  # serving a model the supervisor loaded (take_preloaded)
+        self._new_seen: tuple[str, float] | None = None  # a new version, first seen when (monotonic)
 
     def retrain_outcome(self) -> RetrainOutcome | None:
         """The last `vitrine retrain`'s outcome in this store (re-read when the file changes)."""
@@ -85,11 +101,19 @@ class ModelHolder:
         if self.current is not None and self.current.model.version == version:
             self.last_error = None  # CURRENT is back on the served version
             return self.current
+        if self.from_supervisor and self.current is not None and not force:
+            if self._new_seen is None or self._new_seen[0] != version:
+                self._new_seen = (version, time.monotonic())
+            if time.monotonic() - self._new_seen[1] < SUPERVISOR_GRACE_S:
+                return self.current  # the supervisor replaces this worker with one forked with it
         signature = _signature(self.store, version)
         if not force and self._refused == (version, signature):
             return self.current
         try:
-            model = ServingModel.from_artifact(artifact.load(artifact.version_path(self.store, version)))
+            model = preloaded = take_preloaded(self.store, version, signature)
+            self.from_supervisor = self.from_supervisor or preloaded is not None
+            if model is None:
+                model = ServingModel.from_artifact(artifact.load(artifact.version_path(self.store, version)))
         except artifact.ArtifactError as exc:
             return self._refuse(version, signature, str(exc))
         except Exception as exc:  # a check the artifact doesn't make yet: refuse, never crash
@@ -102,7 +126,7 @@ class ModelHolder:
                 log.exception("preparing model %s failed; its first requests will", version)
         self.current, self.last_error, self._refused = Served(model, Caches(model)), None, None
         self.reloads += 1
-        log.info("serving model %s", version)
+        log.info("serving model %s%s", version, " (loaded once by the supervisor)" if preloaded else "")
         return self.current
 
     def _refuse(self, version: str | None, signature: tuple, error: str) -> Served | None:
@@ -145,3 +169,47 @@ def _signature(store: Path, version: str) -> tuple:
                             for p in directory.iterdir() if (st := p.stat())))
     except (OSError, artifact.ArtifactError):
         return ()
+
+
+def preload(store: Path) -> str | None:
+    """Load the version CURRENT names for the workers about to be forked (see the module's
+    docstring); its version, or None when there is nothing servable (each worker then reports
+    why, as it would alone). Frozen for the collector: a collection in a worker would otherwise
+    write to every object's header and copy the pages it meant to share."""
+    global _preloaded
+    store = Path(store)
+    try:
+        version = artifact.current_version(store)
+        if version is None:
+            return None
+        signature = _signature(store, version)
+        model = ServingModel.from_artifact(artifact.load(artifact.version_path(store, version)))
+    except Exception as exc:  # the workers load it themselves and say what is wrong
+        log.warning("no model preloaded for the workers: %r", exc)
+        return None
+    _preloaded = (store, version, signature, model)  # the previous one, if any, is freed here
+    gc.collect()
+    gc.freeze()
+    _trim_heap()  # what the previous one held goes back to the system, not kept for later
+    return version
+
+
+def _trim_heap() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+            ctypes.CDLL(None).malloc_trim(0)
+
+
+def preloaded_version() -> str | None:
+    """The version `preload` holds for the next workers, if any."""
+    return _preloaded[1] if _preloaded is not None else None
+
+
+def take_preloaded(store: Path, version: str, signature: tuple) -> ServingModel | None:
+    """The model `preload` loaded before this worker was forked, if it is this version with
+    the same files; once (a later swap then frees it in this worker)."""
+    global _preloaded
+    hit, _preloaded = _preloaded, None
+    if hit is not None and hit[:3] == (Path(store), version, signature):
+        return hit[3]
+    return None

@@ -7,10 +7,20 @@
 - With N workers the parent starts the embedded Redis once, supervised (or attaches to the one
   already answering in the data directory: never two on one append-only file), then supervises: a
   worker that dies is logged and restarted, at once the first time, then backing off (0.5 s
-  doubling to 30 s) while it keeps dying within 10 s of its start. Workers are spawned (a fresh
-  interpreter: no state copied from the parent), listen with SO_REUSEPORT among themselves,
-  and die with the parent (PR_SET_PDEATHSIG), as does the embedded Redis: a `kill -9` of the
-  server leaves no process behind.
+  doubling to 30 s) while it keeps dying within 10 s of its start. Workers listen with
+  SO_REUSEPORT among themselves and die with the parent (PR_SET_PDEATHSIG), as does the
+  embedded Redis: a `kill -9` of the server leaves no process behind.
+- The parent loads the served model once and forks the workers (server/ops/models.py's
+  `preload`): they share its pages copy-on-write, so a second worker at 1M items adds a fraction
+  of the memory it would load alone (benchmarks/results/worker_memory.md), and a restarted
+  worker is serving again without loading it. The parent forks before it has an event loop or
+  open connections; its one thread (the embedded Redis's supervisor) holds no lock a worker
+  uses.
+- When CURRENT names a new version, the parent loads it once too and replaces the workers one
+  at a time: a new worker is forked, and the one it replaces is stopped gracefully (its
+  requests in flight finish) once the new one says it serves, so the others answer meanwhile
+  and the memory is shared again. The workers also follow CURRENT on their own, as a lone
+  server does: a version the parent cannot load is refused (or served) by them as before.
 - Metrics: the workers write prometheus_client's multiprocess files in one directory per run,
   so any worker's `/metrics` answers for the whole server (server/ops/metrics.py).
 
@@ -34,11 +44,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from server.ops.lifeline import die_with_parent
+from server.ops.lifeline import WORKER_NAME, die_with_parent, name_process
 from server.ops.logs import configure_logging
 from server.ops.port import PortInUse, claim_port
 from server.settings import Settings
@@ -46,12 +56,14 @@ from server.settings import Settings
 log = logging.getLogger("vitrine.workers")
 EXIT_CANNOT_LISTEN = 3  # a worker that can't bind its port: restarting it won't help
 STABLE_S = 10.0  # a worker that lived this long before dying is not crash-looping
+READY_TIMEOUT_S = 120.0  # a replacement not serving by then is given up; the worker it replaces stays
 MAX_BACKOFF_S = 30.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch, read at its import
 METRICS_DIR_PREFIX = "vitrine-metrics-"  # + the supervisor's pid
 
 
-def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None = None) -> None:
+def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None = None,
+             ready: Connection | None = None) -> None:
     from aiohttp import web
 
     from server.app import create_app
@@ -60,8 +72,16 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
         import uvloop
 
         uvloop.install()
+    app = create_app(settings, metrics_dir=metrics_dir)
+    if ready is not None:
+        async def say_ready(_app: web.Application) -> None:
+            # After every start-up context (Redis, catalog, rules, model): it serves as soon as
+            # it listens, which follows at once.
+            ready.send_bytes(b"ready")
+            ready.close()
+        app.on_startup.append(say_ready)
     try:
-        web.run_app(create_app(settings, metrics_dir=metrics_dir), host=settings.server.host,
+        web.run_app(app, host=settings.server.host,
                     port=settings.server.port, reuse_port=reuse_port, access_log=None, print=None,
                     handle_signals=True)
     except OSError as exc:
@@ -71,11 +91,17 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
         raise
 
 
-def _worker(settings: Settings, parent_pid: int, metrics_dir: Path) -> None:
-    """A worker process's entry point (spawned)."""
+def _worker(settings: Settings, parent_pid: int, metrics_dir: Path, ready: Connection | None = None) -> None:
+    """A worker process's entry point (forked from the supervisor); `ready`: where to say it
+    serves (a replacement: the supervisor then stops the worker it replaces)."""
+    # Forked, it starts with the supervisor's handlers, which stop *its* workers: until the
+    # server installs its own, SIGTERM ends this worker alone.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     die_with_parent(parent_pid)
+    name_process(WORKER_NAME)
     configure_logging(settings.server)
-    _run_app(settings, reuse_port=True, metrics_dir=metrics_dir)
+    _run_app(settings, reuse_port=True, metrics_dir=metrics_dir, ready=ready)
 
 
 def serve(settings: Settings) -> int:
@@ -109,7 +135,8 @@ def _serve_workers(settings: Settings) -> int:
         # The embedded Redis, restarted by its own supervisor thread if it dies (the workers see
         # it unreachable meanwhile), or the one already answering in the data directory.
         with supervised_redis(settings.redis.url, settings.data.dir) as (url, _):
-            return Supervisor(settings.replace(**{"redis.url": url}), metrics_dir).run()
+            return Supervisor(settings.replace(**{"redis.url": url}), metrics_dir,
+                              preload=settings.model.store).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -131,24 +158,49 @@ class _Slot:
     due: float = 0.0  # when to start it (monotonic)
 
 
+@dataclass
+class _Replacement:
+    """A worker forked with a new model, not serving yet, and the slot whose worker it replaces."""
+    slot: _Slot
+    process: BaseProcess
+    ready: Connection
+    started: float
+
+
 class Supervisor:
     """Keeps `settings.server.workers` workers running until SIGTERM or SIGINT."""
 
-    def __init__(self, settings: Settings, metrics_dir: Path, target=None):
+    def __init__(self, settings: Settings, metrics_dir: Path, target=None, *, preload: Path | None = None):
         """`target(settings, parent_pid, metrics_dir)`: a worker's entry point (an importable
-        function: workers are spawned)."""
+        function); `preload`: the model store whose served version the workers are forked with
+        (without it they are spawned: fresh interpreters that load everything themselves)."""
         self.settings, self.metrics_dir = settings, metrics_dir
         self.target = target or _worker
         self.slots = [_Slot(i) for i in range(settings.server.workers)]
-        self.context = multiprocessing.get_context("spawn")
+        self.preload = preload
+        self.context = multiprocessing.get_context("fork" if preload is not None else "spawn")
         self.stopping = False
         self.exit_code = 0
+        self._checked = 0.0  # when the preloaded model was last compared with CURRENT
+        self._refused: str | None = None  # a version the supervisor could not load (tried once)
+        self._roll: list[_Slot] = []  # slots whose worker still serves the previous version
+        self._replacing: _Replacement | None = None
+        self._retired: list[BaseProcess] = []  # replaced workers finishing their requests
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            if self.preload is not None:
+                from server.ops import models  # the model's imports: only in a supervisor that preloads
+
+                if (version := models.preload(self.preload)) is not None:
+                    log.info("model %s loaded once for %d workers", version, len(self.slots))
             while not self.stopping:
                 now = time.monotonic()
+                if self.preload is not None and now - self._checked >= self.settings.model.reload_interval_s:
+                    self._follow(models)
+                    self._checked = now = time.monotonic()
+                self._replace_step(now)
                 for slot in self.slots:
                     if slot.process is None and now >= slot.due:
                         self._start(slot)
@@ -156,6 +208,8 @@ class Supervisor:
                         self._died(slot, now)
                 pending = [s.due - now for s in self.slots if s.process is None]
                 alive = [s.process.sentinel for s in self.slots if s.process is not None]
+                if self._replacing is not None or self._roll or self._retired:
+                    pending.append(0.05)  # a replacement in progress: look again soon
                 wait(alive, timeout=max(0.01, min(pending, default=1.0)))
         finally:
             self._terminate_all()
@@ -163,10 +217,70 @@ class Supervisor:
                 signal.signal(sig, handler)
         return self.exit_code
 
+    def _follow(self, models) -> None:
+        """A new version in CURRENT: load it here once, then replace the workers one by one."""
+        from models import artifact
+
+        try:
+            current = artifact.current_version(self.preload)
+        except OSError:
+            return
+        if current is None or current in (models.preloaded_version(), self._refused):
+            return
+        version = models.preload(self.preload)  # seconds at 1M items: the workers serve meanwhile
+        if version != current:
+            self._refused = current
+            return
+        self._roll = [s for s in self.slots if s.process is not None]
+        log.info("model %s loaded once; replacing the %d workers one at a time", version, len(self._roll))
+
+    def _replace_step(self, now: float) -> None:
+        """Start the next replacement, retire the worker a ready one replaces, reap the retired."""
+        r = self._replacing
+        if r is not None:
+            ready = False
+            if r.ready.poll():
+                try:
+                    ready = r.ready.recv_bytes() == b"ready"
+                except (EOFError, OSError):  # it died before serving
+                    ready = False
+            if ready:
+                old, r.slot.process, r.slot.started = r.slot.process, r.process, r.started
+                if old is not None and old.is_alive():
+                    old.terminate()  # graceful: it stops listening and finishes its requests
+                    self._retired.append(old)
+                r.ready.close()
+                self._replacing = None
+            elif not r.process.is_alive() or now - r.started > READY_TIMEOUT_S:
+                log.error("the new worker for slot %d did not start serving; keeping the old one and "
+                          "stopping the replacement", r.slot.index)
+                if r.process.is_alive():
+                    r.process.terminate()
+                self._retired.append(r.process)
+                r.ready.close()
+                self._replacing, self._roll = None, []
+        if self._replacing is None and self._roll:
+            slot = self._roll.pop(0)
+            if slot.process is not None:  # else it died meanwhile and restarts with the new model
+                receive, send = self.context.Pipe(duplex=False)
+                process = self._fork(slot, ready=send)
+                send.close()  # the worker's end: EOF here if it dies first
+                self._replacing = _Replacement(slot, process, receive, now)
+        for proc in [p for p in self._retired if not p.is_alive()]:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(proc.pid, str(self.metrics_dir))
+            self._retired.remove(proc)
+            log.info("worker (pid %d) replaced; it served its last requests", proc.pid)
+
+    def _fork(self, slot: _Slot, **kwargs) -> BaseProcess:
+        process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
+                                       args=(self.settings, os.getpid(), self.metrics_dir), kwargs=kwargs)
+        process.start()
+        return process
+
     def _start(self, slot: _Slot) -> None:
-        slot.process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
-                                            args=(self.settings, os.getpid(), self.metrics_dir))
-        slot.process.start()
+        slot.process = self._fork(slot)
         slot.started = time.monotonic()
 
     def _died(self, slot: _Slot, now: float) -> None:
@@ -190,12 +304,15 @@ class Supervisor:
 
     def _stop(self, signum: int, frame: object) -> None:  # noqa: ARG002
         self.stopping = True
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive():
-                slot.process.terminate()
+        for proc in [s.process for s in self.slots] + self._retired + \
+                [self._replacing.process if self._replacing is not None else None]:
+            if proc is not None and proc.is_alive():
+                proc.terminate()
 
     def _terminate_all(self, timeout_s: float = 10.0) -> None:
-        running = [s.process for s in self.slots if s.process is not None]
+        running = [s.process for s in self.slots if s.process is not None] + self._retired
+        if self._replacing is not None:
+            running.append(self._replacing.process)
         for proc in running:
             if proc.is_alive():
                 proc.terminate()

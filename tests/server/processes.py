@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from server.ops.lifeline import WORKER_NAME
+
 VITRINE = [sys.executable, "-m", "vitrine.cli"]
 
 
@@ -73,7 +75,15 @@ def children(pid: int) -> dict[int, str]:
 
 
 def workers(pid: int) -> set[int]:
-    return {p for p, cmd in children(pid).items() if "spawn_main" in cmd}
+    """The server's worker processes (they name themselves: server/ops/lifeline.py)."""
+    out = set()
+    for p in children(pid):
+        try:
+            if Path(f"/proc/{p}/comm").read_text().strip() == WORKER_NAME:
+                out.add(p)
+        except OSError:
+            continue
+    return out
 
 
 def alive(pid: int) -> bool:

@@ -3,8 +3,10 @@ up across workers, and nothing left behind by a `kill -9`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,3 +168,64 @@ def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
     # At once the first time, then 0.5 s doubling while it keeps dying within 10 s of its start.
     assert delays[:4] == [0.0, 0.5, 1.0, 2.0], log.read_text()[-2000:]
     assert proc.returncode == 0
+
+
+def _served(log: Path, version: str, preloaded: bool) -> set[int]:
+    """Pids of the workers that logged serving `version` (taken from the supervisor or not)."""
+    suffix = " (loaded once by the supervisor)" if preloaded else ""
+    return {int(p) for p in re.findall(rf'"message":"serving model {re.escape(version)}{re.escape(suffix)}",'
+                                       rf'[^\n]*"pid":(\d+)', log.read_text())}
+
+
+def test_workers_share_the_supervisors_model_and_are_replaced_for_a_new_version(tmp_path, model_store):
+    from models import artifact
+
+    store = tmp_path / "models"
+    shutil.copytree(model_store, store)
+    first = artifact.current_version(store)
+    port, log = free_port(), tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    proc = serve(port, store, tmp_path / "data", log, "--workers", "2",
+                 env={"VITRINE_MODEL_RELOAD_INTERVAL_S": "0.2"})
+    try:
+        wait_ready(proc, port, log)
+        assert _until(lambda: len(workers(proc.pid)) == 2, 10), children(proc.pid)
+        # Each worker took the supervisor's model over instead of loading its own.
+        assert f"model {first} loaded once for 2 workers" in log.read_text()
+        assert _until(lambda: _served(log, first, True) == workers(proc.pid), 10), log.read_text()[-3000:]
+        victim = min(workers(proc.pid))
+        os.kill(victim, signal.SIGKILL)
+        assert _until(lambda: len(w := workers(proc.pid)) == 2 and victim not in w, 10)
+        assert _until(lambda: _served(log, first, True) >= workers(proc.pid), 10), log.read_text()[-3000:]
+
+        # A new version: the supervisor loads it once and replaces the workers one at a time,
+        # each new one forked with it; the server answers throughout.
+        before = workers(proc.pid)
+        second = "v-second"
+        shutil.copytree(store / first, store / second)
+        manifest = json.loads((store / second / "manifest.json").read_text())
+        (store / second / "manifest.json").write_text(json.dumps({**manifest, "version": second}))
+        artifact.set_current(store, second)
+        statuses = []
+
+        def replaced() -> bool:
+            statuses.append(http(f"{base}/v1/recommendations?session_id=s{len(statuses)}&k=5")[0])
+            now = workers(proc.pid)
+            return len(now) == 2 and not now & before and now <= _served(log, second, True)
+
+        assert _until(replaced, 30), log.read_text()[-3000:]
+        text = log.read_text()
+        assert f"model {second} loaded once; replacing the 2 workers one at a time" in text
+        assert _until(lambda: log.read_text().count("replaced; it served its last requests") == 2, 10)
+        assert set(statuses) == {200}, statuses
+        assert "died" not in text.split(f"model {second} loaded once")[1]  # replaced, not crashed
+        assert not _served(log, second, False)  # no worker loaded its own copy meanwhile
+
+        # A worker restarted now is forked with the new version.
+        victim = min(workers(proc.pid))
+        os.kill(victim, signal.SIGKILL)
+        assert _until(lambda: len(w := workers(proc.pid)) == 2 and victim not in w, 10)
+        assert _until(lambda: workers(proc.pid) <= _served(log, second, True), 20), log.read_text()[-3000:]
+        assert http(f"{base}/v1/recommendations?session_id=s1&k=5")[0] == 200
+    finally:
+        stop(proc)

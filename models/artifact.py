@@ -66,6 +66,10 @@ from models.idtable import IdTable
 from models.itemitem import Neighbours
 from models.ranking import SessionBlend, session_items_cap
 
+# Item ids a worker remembers (looked up, and read back, apart): the popular head of the
+# catalog, whose lookups are tens per request; ~5 MB each way (models/idtable.py).
+ITEM_ID_MEMO = 32_768
+
 # 2: the index may be a norm head (an id-mapped subset of the items, manifest index.head_items),
 # which a reader of format 1 would refuse as a size mismatch.
 # 3: optional item-item neighbours and the manifest's model/serving/search; a reader of format 2
@@ -94,7 +98,7 @@ class ArtifactError(Exception):
 
 @dataclass
 class ItemMeta:
-    ids: list[str]
+    ids: Sequence[str]  # an IdTable once loaded
     category: Sequence[str | None]  # a list, or CodedStrings once loaded
     price: np.ndarray  # float32, NaN when unknown
     in_stock: np.ndarray  # bool
@@ -116,7 +120,7 @@ class ModelArtifact:
     index: Any  # faiss.Index
     segments: dict[str, Any] | None = None
     repurchase: dict[str, np.ndarray] | None = None
-    item_index: dict[str, int] = field(default_factory=dict)
+    item_index: Mapping[str, int] = field(default_factory=dict)
     user_index: Mapping[str, int] = field(default_factory=dict)
     neighbours: Neighbours | None = None  # the item-item model, when the manifest has one
 
@@ -351,7 +355,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         mode = "r" if mmap else None
         raw_items = _unpack(path / "items.msgpack")
         items = ItemMeta(
-            ids=raw_items["ids"],
+            ids=IdTable(raw_items.pop("ids"), memo=ITEM_ID_MEMO),  # ValueError: duplicate ids
             category=CodedStrings.of(raw_items.pop("category")),  # the strings freed here
             price=np.asarray(raw_items["price"], dtype=np.float32),
             in_stock=np.asarray(raw_items["in_stock"], dtype=bool),
@@ -392,7 +396,7 @@ def load(path: Path, *, mmap: bool = True) -> ModelArtifact:
         index=index,
         segments=segments,
         repurchase=repurchase,
-        item_index={item: i for i, item in enumerate(items.ids)},
+        item_index=items.ids.rows,
         user_index=user_ids.rows,
         neighbours=neighbours,
     )

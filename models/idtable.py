@@ -8,9 +8,11 @@ dict entry), against ~13 MB here.
              the CRC-32 of the id's bytes, then the next ones in turn
 
 At 500k ids (popularity-skewed lookups, measured here) a lookup costs ~2.2 µs against the
-dict's 0.7, reading an id back ~1.3 µs, and building the table ~1 s. That is why item ids,
-looked up tens of times per request, stay a list and a dict, and user ids, looked up once per
-request, use this.
+dict's 0.7, reading an id back ~1.3 µs, and building the table ~1 s. Item ids, looked up and
+read back tens of times per request, keep a bounded memo of the ids asked lately (`memo=`):
+a popular item's lookup is a dict hit again. Unlike a list and a dict of a million strings,
+the arrays are never written once built, so workers forked after the load share them for good
+(a string's reference count changes each time it is read: its page is then the worker's own).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ class IdTable(Sequence):
     """The ids as a read-only `Sequence[str]` (`table[row]`, slices as lists, `len`, iteration,
     `in`), whose `rows` is the id → row Mapping. Ids must be distinct (ValueError otherwise)."""
 
-    def __init__(self, ids: Sequence[str]):
+    def __init__(self, ids: Sequence[str], *, memo: int = 0):
+        """`memo`: how many recent lookups (and, apart, ids read back) to remember; emptied
+        when full. 0: none."""
         encoded = [i.encode() for i in ids]
         lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
         offsets = np.zeros(len(encoded) + 1, np.int64)
@@ -46,12 +50,21 @@ class IdTable(Sequence):
         self._arrays = (offsets, np.asarray(slots, np.int32))
         self._offsets, self._slots = memoryview(self._arrays[0]), memoryview(self._arrays[1])
         self._mask, self._n = mask, len(encoded)
+        self._memo = memo
+        self._rows_memo: dict[str, int] = {}
+        self._ids_memo: dict[int, str] = {}
         self.rows = RowIndex(self)
 
     def __len__(self) -> int:
         return self._n
 
     def __getitem__(self, row):
+        if type(row) is int and 0 <= row < self._n and self._memo:
+            if (hit := self._ids_memo.get(row)) is None:
+                if len(self._ids_memo) >= self._memo:
+                    self._ids_memo.clear()
+                hit = self._ids_memo[row] = self._decode(row)
+            return hit
         if isinstance(row, slice):
             return [self._decode(r) for r in range(*row.indices(self._n))]
         row = int(row)
@@ -82,6 +95,18 @@ class IdTable(Sequence):
         """The row of id `item`, None if there is none."""
         if not isinstance(item, str):
             return None
+        if self._memo:
+            if (row := self._rows_memo.get(item)) is not None:
+                return row
+            row = self._find(item)
+            if row is not None:
+                if len(self._rows_memo) >= self._memo:
+                    self._rows_memo.clear()
+                self._rows_memo[item] = row
+            return row
+        return self._find(item)
+
+    def _find(self, item: str) -> int | None:
         b = item.encode()
         slots, offsets, blob, mask = self._slots, self._offsets, self._blob, self._mask
         h = zlib.crc32(b) & mask
@@ -101,7 +126,11 @@ class RowIndex(Mapping):
         self._table = table
 
     def get(self, key, default=None):
-        row = self._table.row_of(key)
+        # The memo's hit inline: this is called tens of times per request.
+        table = self._table
+        if table._memo and type(key) is str and (row := table._rows_memo.get(key)) is not None:
+            return row
+        row = table.row_of(key)
         return default if row is None else row
 
     def __getitem__(self, key: str) -> int:

@@ -7,10 +7,11 @@ import pytest
 from models.idtable import IdTable
 
 
-def test_rows_by_id_and_ids_by_row_as_a_list_and_a_dict_would():
+@pytest.mark.parametrize("memo", [0, 64])
+def test_rows_by_id_and_ids_by_row_as_a_list_and_a_dict_would(memo):
     ids = [f"u{n:05d}" for n in range(3000)] + ["ünïcode", "", "a" * 300]
     random.Random(1).shuffle(ids)
-    table = IdTable(ids)
+    table = IdTable(ids, memo=memo)
     index = {u: i for i, u in enumerate(ids)}
     assert len(table) == len(ids) and list(table) == ids and table == ids
     assert all(table[i] == u for i, u in enumerate(ids)) and table[-1] == ids[-1]
@@ -34,3 +35,17 @@ def test_duplicate_ids_are_refused():
 def test_an_empty_table():
     table = IdTable([])
     assert len(table) == 0 and list(table) == [] and table.rows.get("x") is None
+
+
+def test_the_memo_answers_as_the_table_does_and_stays_bounded():
+    ids = [f"i{n}" for n in range(5000)]
+    table = IdTable(ids, memo=100)
+    rng = random.Random(2)
+    for _ in range(3):  # asked again: answered from the memo, the same
+        for _ in range(2000):
+            r = int(len(ids) * rng.random() ** 3)  # a popular head, a long tail
+            assert table.rows.get(ids[r]) == r and table.rows[ids[r]] == r and table[r] == ids[r]
+            assert table.rows.get(f"forged-{r}") is None
+            assert len(table._rows_memo) <= 100 and len(table._ids_memo) <= 100
+    assert "forged-1" not in table._rows_memo  # unknown ids are not remembered
+    assert table._rows_memo and all(ids[r] == i for i, r in table._rows_memo.items())

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from loadtest.bench import _wait_ready  # noqa: E402
 from loadtest.http_client import Client  # noqa: E402
 from loadtest.traffic import Catalog, Traffic  # noqa: E402
+from server.ops.lifeline import WORKER_NAME  # noqa: E402
 
 FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty")
 
@@ -84,8 +85,8 @@ def measure(store: Path, workers: int, port: int, requests: int) -> list[dict]:
         for pid, cmdline in tree(server.pid):
             if "redis-server" in cmdline:
                 continue
-            role = ("resource tracker" if "resource_tracker" in cmdline else
-                    "supervisor" if pid == server.pid and workers > 1 else "worker")
+            role = ("supervisor" if pid == server.pid and workers > 1 else "worker" if pid == server.pid or
+                    Path(f"/proc/{pid}/comm").read_text().strip() == WORKER_NAME else cmdline[:40])
             rows.append({"pid": pid, "role": role, **smaps(pid)})
         return rows
     finally:

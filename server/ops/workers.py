@@ -185,20 +185,22 @@ class Supervisor:
         self._refused: str | None = None  # a version the supervisor could not load (tried once)
         self._roll: list[_Slot] = []  # slots whose worker still serves the previous version
         self._replacing: _Replacement | None = None
-        self._retired: list[BaseProcess] = []  # replaced workers finishing their requests
+        # Stopped workers not yet gone (replaced ones finishing their requests), with what to log then.
+        self._retired: list[tuple[BaseProcess, str]] = []
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             if self.preload is not None:
-                from server.ops import models  # the model's imports: only in a supervisor that preloads
+                # The model's imports, only in a supervisor that preloads.
+                from server.ops.models import preload
 
-                if (version := models.preload(self.preload)) is not None:
+                if (version := preload(self.preload)) is not None:
                     log.info("model %s loaded once for %d workers", version, len(self.slots))
             while not self.stopping:
                 now = time.monotonic()
                 if self.preload is not None and now - self._checked >= self.settings.model.reload_interval_s:
-                    self._follow(models)
+                    self._follow()
                     self._checked = now = time.monotonic()
                 self._replace_step(now)
                 for slot in self.slots:
@@ -217,17 +219,18 @@ class Supervisor:
                 signal.signal(sig, handler)
         return self.exit_code
 
-    def _follow(self, models) -> None:
+    def _follow(self) -> None:
         """A new version in CURRENT: load it here once, then replace the workers one by one."""
-        from models import artifact
+        from models.artifact import current_version
+        from server.ops.models import preload, preloaded_version
 
         try:
-            current = artifact.current_version(self.preload)
+            current = current_version(self.preload)
         except OSError:
             return
-        if current is None or current in (models.preloaded_version(), self._refused):
+        if current is None or current in (preloaded_version(), self._refused):
             return
-        version = models.preload(self.preload)  # seconds at 1M items: the workers serve meanwhile
+        version = preload(self.preload)  # seconds at 1M items: the workers serve meanwhile
         if version != current:
             self._refused = current
             return
@@ -248,7 +251,8 @@ class Supervisor:
                 old, r.slot.process, r.slot.started = r.slot.process, r.process, r.started
                 if old is not None and old.is_alive():
                     old.terminate()  # graceful: it stops listening and finishes its requests
-                    self._retired.append(old)
+                    said = f"worker (pid {old.pid}) replaced; it served its last requests"
+                    self._retired.append((old, said))
                 r.ready.close()
                 self._replacing = None
             elif not r.process.is_alive() or now - r.started > READY_TIMEOUT_S:
@@ -256,7 +260,7 @@ class Supervisor:
                           "stopping the replacement", r.slot.index)
                 if r.process.is_alive():
                     r.process.terminate()
-                self._retired.append(r.process)
+                self._retired.append((r.process, f"the failed new worker (pid {r.process.pid}) is gone"))
                 r.ready.close()
                 self._replacing, self._roll = None, []
         if self._replacing is None and self._roll:
@@ -266,12 +270,12 @@ class Supervisor:
                 process = self._fork(slot, ready=send)
                 send.close()  # the worker's end: EOF here if it dies first
                 self._replacing = _Replacement(slot, process, receive, now)
-        for proc in [p for p in self._retired if not p.is_alive()]:
+        for gone in [r for r in self._retired if not r[0].is_alive()]:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(proc.pid, str(self.metrics_dir))
-            self._retired.remove(proc)
-            log.info("worker (pid %d) replaced; it served its last requests", proc.pid)
+            multiprocess.mark_process_dead(gone[0].pid, str(self.metrics_dir))
+            self._retired.remove(gone)
+            log.info(gone[1])
 
     def _fork(self, slot: _Slot, **kwargs) -> BaseProcess:
         process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
@@ -304,13 +308,13 @@ class Supervisor:
 
     def _stop(self, signum: int, frame: object) -> None:  # noqa: ARG002
         self.stopping = True
-        for proc in [s.process for s in self.slots] + self._retired + \
+        for proc in [s.process for s in self.slots] + [r[0] for r in self._retired] + \
                 [self._replacing.process if self._replacing is not None else None]:
             if proc is not None and proc.is_alive():
                 proc.terminate()
 
     def _terminate_all(self, timeout_s: float = 10.0) -> None:
-        running = [s.process for s in self.slots if s.process is not None] + self._retired
+        running = [s.process for s in self.slots if s.process is not None] + [r[0] for r in self._retired]
         if self._replacing is not None:
             running.append(self._replacing.process)
         for proc in running:

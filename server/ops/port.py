@@ -55,3 +55,28 @@ def _probe(host: str, port: int) -> None:
             except OSError as exc:
                 raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror} "
                                 "(another program listens there); choose another --port") from None
+
+
+def listening_sockets(host: str, port: int, backlog: int = 128) -> list[socket.socket]:
+    """Sockets listening on every address of `host:port`, joined to the port's SO_REUSEPORT
+    group, non-blocking (for an event loop). The supervisor opens one set per worker slot and
+    keeps it across the slot's workers: connections the kernel queued on a slot's socket wait
+    there for its next worker instead of being reset when the worker it replaces closes its copy."""
+    out: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            out.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in out:
+            sock.close()
+        raise
+    return out

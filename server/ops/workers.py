@@ -7,9 +7,15 @@
 - With N workers the parent starts the embedded Redis once, supervised (or attaches to the one
   already answering in the data directory: never two on one append-only file), then supervises: a
   worker that dies is logged and restarted, at once the first time, then backing off (0.5 s
-  doubling to 30 s) while it keeps dying within 10 s of its start. Workers listen with
-  SO_REUSEPORT among themselves and die with the parent (PR_SET_PDEATHSIG), as does the
-  embedded Redis: a `kill -9` of the server leaves no process behind.
+  doubling to 30 s) while it keeps dying within 10 s of its start. Workers die with the parent
+  (PR_SET_PDEATHSIG), as does the embedded Redis: a `kill -9` of the server leaves no process
+  behind.
+- Each worker slot has its own listening socket in the port's SO_REUSEPORT group, opened by the
+  parent and kept across the slot's workers (server/ops/port.py's `listening_sockets`): the
+  kernel spreads new connections over the slots, and those queued on a slot whose worker is
+  being replaced (or restarted at once) wait for the next one, where a worker closing its own
+  socket would reset them. A slot whose worker backs off closes its socket meanwhile, so the
+  other workers take its share.
 - The parent loads the served model once and forks the workers (server/ops/models.py's
   `preload`): they share its pages copy-on-write, so a second worker at 1M items adds a fraction
   of the memory it would load alone (benchmarks/results/worker_memory.md), and a restarted
@@ -40,6 +46,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -50,7 +57,7 @@ from pathlib import Path
 
 from server.ops.lifeline import WORKER_NAME, die_with_parent, name_process
 from server.ops.logs import configure_logging
-from server.ops.port import PortInUse, claim_port
+from server.ops.port import PortInUse, claim_port, listening_sockets
 from server.settings import Settings
 
 log = logging.getLogger("vitrine.workers")
@@ -63,7 +70,7 @@ METRICS_DIR_PREFIX = "vitrine-metrics-"  # + the supervisor's pid
 
 
 def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None = None,
-             ready: Connection | None = None) -> None:
+             ready: Connection | None = None, sockets: list[socket.socket] | None = None) -> None:
     from aiohttp import web
 
     from server.app import create_app
@@ -81,9 +88,9 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
             ready.close()
         app.on_startup.append(say_ready)
     try:
-        web.run_app(app, host=settings.server.host,
-                    port=settings.server.port, reuse_port=reuse_port, access_log=None, print=None,
-                    handle_signals=True)
+        where = ({"sock": sockets} if sockets else
+                 {"host": settings.server.host, "port": settings.server.port, "reuse_port": reuse_port})
+        web.run_app(app, **where, access_log=None, print=None, handle_signals=True)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             log.error("cannot listen on %s:%s: %s", settings.server.host, settings.server.port, exc.strerror)
@@ -91,9 +98,15 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
         raise
 
 
-def _worker(settings: Settings, parent_pid: int, metrics_dir: Path, ready: Connection | None = None) -> None:
+def _worker(settings: Settings, parent_pid: int, metrics_dir: Path, ready: Connection | None = None,
+            sockets: list[socket.socket] | None = None, others: list[socket.socket] = ()) -> None:
     """A worker process's entry point (forked from the supervisor); `ready`: where to say it
-    serves (a replacement: the supervisor then stops the worker it replaces)."""
+    serves (a replacement: the supervisor then stops the worker it replaces); `sockets`: its
+    slot's listening sockets (else it opens its own); `others`: the other slots' sockets, which
+    it inherited by the fork and closes (held open here, a slot's socket would outlive its
+    backing off worker and keep receiving connections nobody accepts)."""
+    for sock in others:
+        sock.close()
     # Forked, it starts with the supervisor's handlers, which stop *its* workers: until the
     # server installs its own, SIGTERM ends this worker alone.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -101,7 +114,7 @@ def _worker(settings: Settings, parent_pid: int, metrics_dir: Path, ready: Conne
     die_with_parent(parent_pid)
     name_process(WORKER_NAME)
     configure_logging(settings.server)
-    _run_app(settings, reuse_port=True, metrics_dir=metrics_dir, ready=ready)
+    _run_app(settings, reuse_port=True, metrics_dir=metrics_dir, ready=ready, sockets=sockets)
 
 
 def serve(settings: Settings) -> int:
@@ -156,6 +169,7 @@ class _Slot:
     started: float = 0.0
     quick_deaths: int = 0  # consecutive deaths within STABLE_S of the start
     due: float = 0.0  # when to start it (monotonic)
+    sockets: list[socket.socket] | None = None  # its listening sockets (forked workers), kept across them
 
 
 @dataclass
@@ -197,6 +211,13 @@ class Supervisor:
 
                 if (version := preload(self.preload)) is not None:
                     log.info("model %s loaded once for %d workers", version, len(self.slots))
+                host, port = self.settings.server.host, self.settings.server.port
+                try:
+                    for slot in self.slots:
+                        slot.sockets = listening_sockets(host, port)
+                except OSError as exc:
+                    log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+                    return 1
             while not self.stopping:
                 now = time.monotonic()
                 if self.preload is not None and now - self._checked >= self.settings.model.reload_interval_s:
@@ -278,13 +299,24 @@ class Supervisor:
             log.info(gone[1])
 
     def _fork(self, slot: _Slot, **kwargs) -> BaseProcess:
+        if self.preload is not None:  # forked: the slot's sockets are inherited, not pickled
+            if slot.sockets is None:
+                slot.sockets = listening_sockets(self.settings.server.host, self.settings.server.port)
+            kwargs["sockets"] = slot.sockets
+            kwargs["others"] = [sock for s in self.slots if s is not slot for sock in s.sockets or ()]
         process = self.context.Process(target=self.target, name=f"vitrine-worker-{slot.index}",
                                        args=(self.settings, os.getpid(), self.metrics_dir), kwargs=kwargs)
         process.start()
         return process
 
     def _start(self, slot: _Slot) -> None:
-        slot.process = self._fork(slot)
+        try:
+            slot.process = self._fork(slot)
+        except OSError as exc:  # its sockets could not be opened again (see _died)
+            log.error("worker %d cannot listen on %s:%s: %s; trying again in 1 s", slot.index,
+                      self.settings.server.host, self.settings.server.port, exc.strerror or exc)
+            slot.due = time.monotonic() + 1.0
+            return
         slot.started = time.monotonic()
 
     def _died(self, slot: _Slot, now: float) -> None:
@@ -300,6 +332,12 @@ class Supervisor:
         slot.quick_deaths = slot.quick_deaths + 1 if lived < STABLE_S else 0
         delay = 0.0 if slot.quick_deaths < 2 else min(0.25 * 2 ** (slot.quick_deaths - 1), MAX_BACKOFF_S)
         slot.due = now + delay
+        if delay > 0 and slot.sockets is not None:
+            # Connections queued for a worker that won't be back at once would wait the back-off
+            # out: without the socket they go to the other workers (these ones are reset).
+            for sock in slot.sockets:
+                sock.close()
+            slot.sockets = None
         how = (f"signal {signal.Signals(-proc.exitcode).name}" if proc.exitcode and proc.exitcode < 0
                else f"exit code {proc.exitcode}")
         log.error("worker %d (pid %d) died (%s) after %.1f s; restarting it in %.1f s",
@@ -326,3 +364,7 @@ class Supervisor:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+        for slot in self.slots:
+            for sock in slot.sockets or ():
+                sock.close()
+            slot.sockets = None

@@ -104,6 +104,6 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def crashing_worker(settings, parent_pid, metrics_dir) -> None:
+def crashing_worker(settings, parent_pid, metrics_dir, **_) -> None:
     """A worker that dies at once, as one with a bad deployment would (for the supervisor)."""
     raise SystemExit(7)

@@ -3,6 +3,7 @@ up across workers, and nothing left behind by a `kill -9`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -170,6 +172,63 @@ def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
     assert proc.returncode == 0
 
 
+@contextlib.contextmanager
+def _load(url: str, threads: int):
+    """Requests to `url` from `threads` threads, each on a new connection, until the block ends:
+    yields {status or exception name: count}, complete once the block has ended."""
+    outcomes: dict = {}
+    lock, done = threading.Lock(), threading.Event()
+
+    def run() -> None:
+        while not done.is_set():
+            try:
+                outcome = http(url)[0]
+            except Exception as exc:  # noqa: BLE001 - counted, asserted by the caller
+                outcome = type(exc).__name__
+            with lock:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    pool = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    try:
+        yield outcomes
+    finally:
+        done.set()
+        for t in pool:
+            t.join(15)
+
+
+def test_a_backing_off_workers_port_share_is_refused_not_left_waiting(tmp_path, model_store):
+    """A crash-looping forked worker's slot closes its socket while it backs off: a connection
+    is refused at once (a client or balancer tries elsewhere) instead of waiting out the back-off
+    in a queue nobody accepts from."""
+    port = free_port()
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from server.ops.logs import configure_logging\n"
+        "from server.ops.workers import Supervisor\n"
+        "from server.settings import Settings\n"
+        "from tests.server.processes import crashing_worker\n"
+        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0,\n"
+        f"                                 'server.port': {port}}})\n"
+        "configure_logging(settings.server)\n"
+        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker,\n"
+        "                    preload=Path(sys.argv[2])).run())\n")
+    log = tmp_path / "supervisor.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(model_store)], stderr=out,
+                                cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert _until(lambda: "restarting it in 2.0 s" in log.read_text(), 60, 0.01), log.read_text()[-2000:]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0
+
+
 def _served(log: Path, version: str, preloaded: bool) -> set[int]:
     """Pids of the workers that logged serving `version` (taken from the supervisor or not)."""
     suffix = " (loaded once by the supervisor)" if preloaded else ""
@@ -205,19 +264,20 @@ def test_workers_share_the_supervisors_model_and_are_replaced_for_a_new_version(
         shutil.copytree(store / first, store / second)
         manifest = json.loads((store / second / "manifest.json").read_text())
         (store / second / "manifest.json").write_text(json.dumps({**manifest, "version": second}))
-        artifact.set_current(store, second)
-        statuses = []
+        with _load(f"{base}/v1/recommendations?session_id=s1&k=5", threads=12) as outcomes:
+            artifact.set_current(store, second)
 
-        def replaced() -> bool:
-            statuses.append(http(f"{base}/v1/recommendations?session_id=s{len(statuses)}&k=5")[0])
-            now = workers(proc.pid)
-            return len(now) == 2 and not now & before and now <= _served(log, second, True)
+            def replaced() -> bool:
+                now = workers(proc.pid)
+                return len(now) == 2 and not now & before and now <= _served(log, second, True)
 
-        assert _until(replaced, 30), log.read_text()[-3000:]
+            assert _until(replaced, 30), log.read_text()[-3000:]
+            assert _until(lambda: log.read_text().count("replaced; it served its last requests") == 2, 10)
         text = log.read_text()
         assert f"model {second} loaded once; replacing the 2 workers one at a time" in text
-        assert _until(lambda: log.read_text().count("replaced; it served its last requests") == 2, 10)
-        assert set(statuses) == {200}, statuses
+        # A new connection per request throughout: none reset by a replaced worker closing its
+        # socket (the slot's socket outlives it), every request answered.
+        assert set(outcomes) == {200} and outcomes[200] > 50, outcomes
         assert "died" not in text.split(f"model {second} loaded once")[1]  # replaced, not crashed
         assert not _served(log, second, False)  # no worker loaded its own copy meanwhile
 
@@ -228,4 +288,49 @@ def test_workers_share_the_supervisors_model_and_are_replaced_for_a_new_version(
         assert _until(lambda: workers(proc.pid) <= _served(log, second, True), 20), log.read_text()[-3000:]
         assert http(f"{base}/v1/recommendations?session_id=s1&k=5")[0] == 200
     finally:
+        stop(proc)
+
+
+def test_connections_queued_for_a_replaced_worker_are_answered_by_its_replacement(tmp_path, model_store):
+    """The kernel queues each new connection on one worker slot's socket. A worker that is busy
+    (here: stopped) when it is replaced leaves its queue to the new worker of its slot instead of
+    taking it down with its socket."""
+    from models import artifact
+
+    store = tmp_path / "models"
+    shutil.copytree(model_store, store)
+    first = artifact.current_version(store)
+    port, log = free_port(), tmp_path / "server.log"
+    proc = serve(port, store, tmp_path / "data", log, "--workers", "2",
+                 env={"VITRINE_MODEL_RELOAD_INTERVAL_S": "0.2"})
+    victim = None
+    try:
+        wait_ready(proc, port, log)
+        assert _until(lambda: len(w := workers(proc.pid)) == 2 and _served(log, first, True) == w, 10)
+        victim = min(workers(proc.pid))
+        os.kill(victim, signal.SIGSTOP)
+        # About half of these land on the stopped worker's socket and wait there.
+        conns = []
+        for _ in range(24):
+            conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: vitrine\r\nConnection: close\r\n\r\n")
+            conns.append(conn)
+        shutil.copytree(store / first, store / "v-second")
+        manifest = json.loads((store / "v-second" / "manifest.json").read_text())
+        (store / "v-second" / "manifest.json").write_text(json.dumps({**manifest, "version": "v-second"}))
+        artifact.set_current(store, "v-second")
+        # Every connection answered while the replaced worker is still stopped.
+        answers = []
+        for conn in conns:
+            with conn:
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+                answers.append(data.split(b"\r\n", 1)[0])
+        assert answers == [b"HTTP/1.1 200 OK"] * 24, answers
+        stat = Path(f"/proc/{victim}/stat").read_text()
+        assert stat[stat.rindex(")") + 2] == "T"  # still stopped: its replacement answered them
+    finally:
+        if victim is not None and alive(victim):
+            os.kill(victim, signal.SIGCONT)
         stop(proc)

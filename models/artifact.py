@@ -2,8 +2,9 @@
 
 Layout of one version, `<store>/<version>/`:
 
-    manifest.json        version, created, data fingerprint, parameters (incl. event weights),
-                         metrics, counts, index description, format version
+    manifest.json        version, created, data fingerprint, the newest event's time trained
+                         on (data_until_ms), parameters (incl. event weights), metrics, counts,
+                         index description, format version
     items.msgpack        {"ids": [...], "category": [...], "price": [...], "in_stock": [...],
                           "consumable": [...]}  -- one entry per item row, same order as factors
     item_factors.npy     float32 (n_items, k), memory-mapped by the server

@@ -48,9 +48,13 @@ class Scorable:
 
 
 def temporal_split(log: EventLog, config: TrainConfig, validation_share: float,
-                   seed: int = 0) -> ValidationSplit:
-    """The newest `validation_share` of the events (by time) as the validation period."""
+                   seed: int = 0, *, seen_until_ms: int | None = None) -> ValidationSplit:
+    """The newest `validation_share` of the events (by time) as the validation period, starting
+    after `seen_until_ms` (the served model's newest training event) when that is later: a
+    model scored on events it learnt from would look better than it is."""
     cutoff = int(np.quantile(log.ts, 1.0 - validation_share))
+    if seen_until_ms is not None:
+        cutoff = max(cutoff, seen_until_ms + 1)
     past, future = log.select(log.ts < cutoff), log.select(log.ts >= cutoff)
     history = confidence_matrix(past, config.event_weights, half_life_days=config.half_life_days)
     after = confidence_matrix(future, config.event_weights)

@@ -151,6 +151,9 @@ def train(
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_fingerprint": fingerprint,
+        # The newest event it learnt from: `vitrine retrain` validates a candidate against this
+        # model only on events after it (training/gate.py).
+        "data_until_ms": int(log.ts.max()) if len(log) else None,
         "source": source or {},
         "params": config.params(),
         "metrics": metrics,

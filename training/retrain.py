@@ -65,7 +65,18 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
         catalog = read_catalog(options.catalog) if options.catalog else None
         log, _ = read_event_table(table, f"archive {options.archive}", on_bad_row="skip", catalog=catalog)
         window["events"] = len(log)
-        split = temporal_split(log, config, options.validation_share)
+        served_art = artifact.load_current(store) if before is not None else None
+        seen = served_art.manifest.get("data_until_ms") if served_art is not None else None
+        split = temporal_split(log, config, options.validation_share, seen_until_ms=seen)
+        protocol = f"temporal: the newest {options.validation_share:.0%} of the window's events"
+        if seen is not None and split.cutoff_ms == seen + 1:
+            newer = int((log.ts > seen).sum())
+            protocol = (f"temporal: the {newer:,} events after the served model's newest "
+                        f"({newer / max(len(log), 1):.1%} of the window's)")
+            if split.users.size == 0:
+                return outcome("kept", f"the served model learnt from the window's events up to "
+                               f"{_iso(seen)}; the {newer:,} after them leave no shopper to compare the "
+                               "models on (a later run will have more)", current=ModelScore(before))
         past = confidence_matrix(split.past, config.event_weights, half_life_days=config.half_life_days)
         # The candidate is what `train` would publish: the model search (config.search) on the
         # history, never on the validation users, then the chosen model fitted on the history.
@@ -73,11 +84,10 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
         spec = chosen.spec if chosen else ModelSpec.from_config(config)
         model, _ = fit_session_model(past, config, spec, fit_function(config.engine))
         candidate = score(Scorable(log.item_ids, model, config.event_weights, config.half_life_days), split)
-        served = _score_served(store, split)
+        served = score(Scorable.from_artifact(served_art), split) if served_art is not None else None
     except (BadEventLog, ValueError, archive.ArchiveError, artifact.ArtifactError) as exc:
         return outcome("failed", str(exc), current=ModelScore(before))
-    validation = {"cutoff_ms": split.cutoff_ms, "users": int(split.users.size),
-                  "protocol": f"temporal: the newest {options.validation_share:.0%} of the window's events"}
+    validation = {"cutoff_ms": split.cutoff_ms, "users": int(split.users.size), "protocol": protocol}
     current = ModelScore(before, served or {})
     refusal = _refusal(candidate, served, options)
     if refusal:
@@ -92,13 +102,8 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
                    validation=validation)
 
 
-def _score_served(store: Path, split) -> dict | None:
-    from models import artifact
-    from training.gate import Scorable, score
-
-    if artifact.current_version(store) is None:
-        return None
-    return score(Scorable.from_artifact(artifact.load_current(store)), split)
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _search(past, config, split):

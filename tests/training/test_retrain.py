@@ -98,6 +98,34 @@ def test_a_normal_retrain_publishes_and_records_both_scores(shop, capsys):
     assert "retrain published" in out
 
 
+def test_the_served_model_is_scored_only_on_events_it_did_not_learn_from(shop, tmp_path):
+    """A model trained on events up to 2.5 days before the newest has seen half of the default
+    validation period (the newest 10% of the window's events, ~5 days here): the period starts
+    after its newest event instead, for both models."""
+    base, config, _ = shop
+    store = generate_store(n_items=800, n_users=600, n_events=50_000, seed=4).log
+    recent = train(store.select(store.ts < DEFAULT_START_MS + 46 * DAY_MS),
+                   replace(config, store=tmp_path / "models", search="off"))
+    seen = recent.manifest["data_until_ms"]
+    assert seen == int(store.ts[store.ts < DEFAULT_START_MS + 46 * DAY_MS].max())
+    assert np.quantile(store.ts, 0.9) < seen  # the plain split would overlap what it learnt
+    outcome = run_once(RetrainOptions(archive=str(base / "archive"), days=DAYS + 30, until=UNTIL),
+                       replace(config, store=tmp_path / "models", search="off"))
+    assert outcome.validation["cutoff_ms"] == seen + 1, outcome
+    assert "after the served model's newest" in outcome.validation["protocol"]
+    assert outcome.validation["users"] > 20 and outcome.current.metrics["recall@20"] > 0
+
+
+def test_a_served_model_that_learnt_the_whole_window_is_kept_with_the_reason(shop, tmp_path):
+    base, config, _ = shop
+    log = generate_store(n_items=800, n_users=600, n_events=50_000, seed=4).log
+    served = train(log, replace(config, store=tmp_path / "models", search="off")).version
+    outcome = run_once(RetrainOptions(archive=str(base / "archive"), days=DAYS + 30, until=UNTIL),
+                       replace(config, store=tmp_path / "models", search="off"))
+    assert outcome.outcome == "kept" and "leave no shopper to compare" in outcome.reason, outcome
+    assert artifact.current_version(tmp_path / "models") == served
+
+
 def test_retrain_leaves_erased_shoppers_out(shop, tmp_path):
     base, _, _ = shop
     root = tmp_path / "archive"

@@ -93,4 +93,5 @@ def test_the_pipeline_chooses_spark_by_name(shop, tmp_path):
                          eval_temporal=False)
     result = train(store.log, config)
     assert result.manifest["params"]["engine"] == "spark"
+    assert result.manifest["data_until_ms"] == int(store.log.ts.max())  # what retrain's gate reads
     assert artifact.load_current(config.store).version == result.version

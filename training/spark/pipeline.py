@@ -94,6 +94,7 @@ def train_spark(source: SparkSource, config: TrainConfig, *, mapping: ColumnMapp
                       else _consumables(events, item_ids, config.consumable_repeat_share))
         segments = _segments(events)
         fingerprint = _fingerprint(events)
+        newest = events.agg(F.max("ts")).first()[0]  # the events are cached: one more pass
     events.unpersist()
     pairs.unpersist()
 
@@ -103,6 +104,7 @@ def train_spark(source: SparkSource, config: TrainConfig, *, mapping: ColumnMapp
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_fingerprint": fingerprint,
+        "data_until_ms": int(newest) if newest is not None else None,  # as training/pipeline.py's
         "source": {**source.describe(), "engine": "spark", "spark": spark.version, "read": read},
         "params": {**config.params(), "engine": "spark"},
         "metrics": metrics,

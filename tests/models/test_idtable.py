@@ -46,6 +46,25 @@ def test_the_memo_answers_as_the_table_does_and_stays_bounded():
             r = int(len(ids) * rng.random() ** 3)  # a popular head, a long tail
             assert table.rows.get(ids[r]) == r and table.rows[ids[r]] == r and table[r] == ids[r]
             assert table.rows.get(f"forged-{r}") is None
-            assert len(table._rows_memo) <= 100 and len(table._ids_memo) <= 100
-    assert "forged-1" not in table._rows_memo  # unknown ids are not remembered
-    assert table._rows_memo and all(ids[r] == i for i, r in table._rows_memo.items())
+            assert len(table._rows_memo) + len(table._rows_old) <= 100
+            assert len(table._ids_memo) + len(table._ids_old) <= 100
+    remembered = table._rows_memo | table._rows_old
+    assert "forged-1" not in remembered  # unknown ids are not remembered
+    assert remembered and all(ids[r] == i for i, r in remembered.items())
+
+
+def test_an_id_asked_lately_stays_remembered_when_the_memo_turns_over():
+    """An entry survives at least half the memo's size of entries (new or asked again) after
+    it, however full the memo was: here at most 40, so only ids never asked before are looked
+    up in the table (one memo emptied when full lost them all at once)."""
+    ids = [f"i{n}" for n in range(1000)]
+    table = IdTable(ids, memo=100)
+    finds, decodes = [], []
+    find, decode = table._find, table._decode
+    table._find = lambda item: finds.append(item) or find(item)
+    table._decode = lambda row: decodes.append(row) or decode(row)
+    for j in range(len(ids)):
+        for r in (j, j - 20):  # a new id, then the one first asked 20 new ids ago
+            if r >= 0:
+                assert table.rows.get(ids[r]) == r and table[r] == ids[r]
+    assert len(finds) == len(ids) and len(decodes) == len(ids)

@@ -146,20 +146,29 @@ def test_kill_9_of_the_server_leaves_no_process_behind(tmp_path, model_store, n_
         stop(proc)
 
 
-def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
+def _crash_looping(tmp_path: Path, *, port: int = 8080, preload: Path | None = None) -> tuple:
+    """A supervisor of one worker that dies at once (forked from `preload`'s model if given,
+    else spawned): (its process, its log)."""
     script = (
         "import sys; from pathlib import Path\n"
         "from server.ops.logs import configure_logging\n"
         "from server.ops.workers import Supervisor\n"
         "from server.settings import Settings\n"
         "from tests.server.processes import crashing_worker\n"
-        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0})\n"
+        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0,\n"
+        f"                                 'server.port': {port}}})\n"
         "configure_logging(settings.server)\n"
-        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker).run())\n")
+        "preload = Path(sys.argv[2]) if sys.argv[2] else None\n"
+        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker, preload=preload).run())\n")
     log = tmp_path / "supervisor.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=out,
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(preload or "")], stderr=out,
                                 cwd=Path(__file__).resolve().parents[2])
+    return proc, log
+
+
+def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path):
+    proc, log = _crash_looping(tmp_path)
     pattern = r"died \(exit code 7\) after [\d.]+ s; restarting it in ([\d.]+) s"
     try:
         _until(lambda: len(re.findall(pattern, log.read_text())) >= 4, 60, 0.1)
@@ -204,21 +213,7 @@ def test_a_backing_off_workers_port_share_is_refused_not_left_waiting(tmp_path, 
     is refused at once (a client or balancer tries elsewhere) instead of waiting out the back-off
     in a queue nobody accepts from."""
     port = free_port()
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from server.ops.logs import configure_logging\n"
-        "from server.ops.workers import Supervisor\n"
-        "from server.settings import Settings\n"
-        "from tests.server.processes import crashing_worker\n"
-        "settings = Settings().replace(**{'server.workers': 1, 'server.log_repeat_s': 0,\n"
-        f"                                 'server.port': {port}}})\n"
-        "configure_logging(settings.server)\n"
-        "sys.exit(Supervisor(settings, Path(sys.argv[1]), target=crashing_worker,\n"
-        "                    preload=Path(sys.argv[2])).run())\n")
-    log = tmp_path / "supervisor.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(model_store)], stderr=out,
-                                cwd=Path(__file__).resolve().parents[2])
+    proc, log = _crash_looping(tmp_path, port=port, preload=model_store)
     try:
         assert _until(lambda: "restarting it in 2.0 s" in log.read_text(), 60, 0.01), log.read_text()[-2000:]
         with pytest.raises(ConnectionRefusedError):

@@ -40,6 +40,7 @@ benchmarks/results/accept_balance.md).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import multiprocessing
@@ -74,6 +75,7 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
     from aiohttp import web
 
     from server.app import create_app
+    from server.ops.drain import serve_until_stopped
 
     if sys.platform != "win32":
         import uvloop
@@ -88,9 +90,8 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None =
             ready.close()
         app.on_startup.append(say_ready)
     try:
-        where = ({"sock": sockets} if sockets else
-                 {"host": settings.server.host, "port": settings.server.port, "reuse_port": reuse_port})
-        web.run_app(app, **where, access_log=None, print=None, handle_signals=True)
+        asyncio.run(serve_until_stopped(app, sockets=sockets, host=settings.server.host,
+                                        port=settings.server.port, reuse_port=reuse_port))
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             log.error("cannot listen on %s:%s: %s", settings.server.host, settings.server.port, exc.strerror)

@@ -329,3 +329,28 @@ def test_connections_queued_for_a_replaced_worker_are_answered_by_its_replacemen
         if victim is not None and alive(victim):
             os.kill(victim, signal.SIGCONT)
         stop(proc)
+
+
+def test_a_request_arriving_just_after_sigterm_on_an_accepted_connection_is_answered(tmp_path, model_store):
+    """Stopping, the server stops accepting but still answers the connections it accepted: a
+    client that connected just before SIGTERM and sends its request just after gets its answer
+    (aiohttp's run_app closed such a connection unanswered)."""
+    port, log = free_port(), tmp_path / "server.log"
+    proc = serve(port, model_store, tmp_path / "data", log)
+    try:
+        wait_ready(proc, port, log)
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        time.sleep(0.3)  # accepted by the server, no request yet
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        with conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: vitrine\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
+        assert proc.wait(30) == 0
+        with pytest.raises(ConnectionRefusedError):  # and it is gone
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        stop(proc)

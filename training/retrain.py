@@ -36,6 +36,9 @@ class RetrainOptions:
     tolerance: float = 0.01  # recall@20 the candidate may lose against the served model
     min_lift: float = 1.1  # the candidate's recall@20 over popularity's, at least
     validation_share: float = 0.1  # the newest share of the window's events
+    # Shoppers to compare on, at least, when the period starts after the served model's newest
+    # event: fewer make recall@20 a coin toss, and a later run will have more.
+    min_validation_users: int = 50
 
 
 def run_once(options: RetrainOptions, config) -> RetrainOutcome:
@@ -73,10 +76,11 @@ def run_once(options: RetrainOptions, config) -> RetrainOutcome:
             newer = int((log.ts > seen).sum())
             protocol = (f"temporal: the {newer:,} events after the served model's newest "
                         f"({newer / max(len(log), 1):.1%} of the window's)")
-            if split.users.size == 0:
+            if split.users.size < options.min_validation_users:
                 return outcome("kept", f"the served model learnt from the window's events up to "
-                               f"{_iso(seen)}; the {newer:,} after them leave no shopper to compare the "
-                               "models on (a later run will have more)", current=ModelScore(before))
+                               f"{_iso(seen)}; the {newer:,} after them leave {split.users.size} shoppers to "
+                               f"compare the models on, fewer than {options.min_validation_users} (a later "
+                               "run will have more)", current=ModelScore(before))
         past = confidence_matrix(split.past, config.event_weights, half_life_days=config.half_life_days)
         # The candidate is what `train` would publish: the model search (config.search) on the
         # history, never on the validation users, then the chosen model fitted on the history.
@@ -189,6 +193,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the candidate's minimum recall@20 over popularity's (default: %(default)s)")
     p.add_argument("--validation-share", type=float, default=0.1,
                    help="newest share of the window's events used for validation (default: %(default)s)")
+    p.add_argument("--min-validation-users", type=int, default=50,
+                   help="when validation starts after the served model's newest event, the shoppers it "
+                        "needs at least; fewer keep the served model (default: %(default)s)")
     p.add_argument("--engine", choices=("implicit", "spark"), default="implicit")
     p.add_argument("--eval-seeds", type=int, default=1, help="seeds of the published model's own evaluation")
     p.add_argument("--every", type=parse_every, help="run on a schedule, e.g. 6h (default: once)")
@@ -205,6 +212,7 @@ def _retrain(args: argparse.Namespace) -> int:
     options = RetrainOptions(archive=args.archive, days=args.days, catalog=args.catalog,
                              tolerance=args.tolerance, min_lift=args.min_lift,
                              validation_share=args.validation_share,
+                             min_validation_users=args.min_validation_users,
                              until=args.until.replace(tzinfo=UTC) if args.until and not args.until.tzinfo
                              else args.until)
     while True:

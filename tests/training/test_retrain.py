@@ -122,8 +122,16 @@ def test_a_served_model_that_learnt_the_whole_window_is_kept_with_the_reason(sho
     served = train(log, replace(config, store=tmp_path / "models", search="off")).version
     outcome = run_once(RetrainOptions(archive=str(base / "archive"), days=DAYS + 30, until=UNTIL),
                        replace(config, store=tmp_path / "models", search="off"))
-    assert outcome.outcome == "kept" and "leave no shopper to compare" in outcome.reason, outcome
+    assert outcome.outcome == "kept" and "leave 0 shoppers to compare" in outcome.reason, outcome
     assert artifact.current_version(tmp_path / "models") == served
+    # A few days unseen but too few shoppers in them to tell the models apart: kept as well.
+    recent = train(log.select(log.ts < log.ts.max() - DAY_MS), replace(config, store=tmp_path / "models",
+                                                                        search="off")).version
+    outcome = run_once(RetrainOptions(archive=str(base / "archive"), days=DAYS + 30, until=UNTIL,
+                                      min_validation_users=10_000), replace(config, store=tmp_path / "models",
+                                                                           search="off"))
+    assert outcome.outcome == "kept" and "fewer than 10000" in outcome.reason, outcome
+    assert artifact.current_version(tmp_path / "models") == recent
 
 
 def test_retrain_leaves_erased_shoppers_out(shop, tmp_path):

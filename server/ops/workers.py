@@ -313,8 +313,8 @@ class Supervisor:
     def _start(self, slot: _Slot) -> None:
         try:
             slot.process = self._fork(slot)
-        except OSError as exc:  # its sockets could not be opened again (see _died)
-            log.error("worker %d cannot listen on %s:%s: %s; trying again in 1 s", slot.index,
+        except OSError as exc:  # its sockets could not be opened again (see _died), or no fork
+            log.error("worker %d could not be started (%s:%s): %s; trying again in 1 s", slot.index,
                       self.settings.server.host, self.settings.server.port, exc.strerror or exc)
             slot.due = time.monotonic() + 1.0
             return
